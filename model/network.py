@@ -1,0 +1,219 @@
+"""The network: stacked competitive layers and a linear readout, learning one sample at a time.
+
+>>> import numpy as np
+>>> from model import Network
+>>> net = Network("mnist-shallow", seed=0)
+>>> rng = np.random.default_rng(0)
+>>> x = rng.integers(0, 256, (28, 28), dtype=np.uint8)
+>>> prediction = net.learn_one(x, 3)       # predicts first, then learns
+>>> net.stats()["samples_seen"]
+1
+>>> net2 = Network.from_state(net.state_dict())
+>>> net2.state_digest() == net.state_digest()
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from model.config import DEFAULT_PRESET, PRESETS, NetworkConfig, make_config
+from model.layers import CompetitiveLayer
+from model.readout import make_readout
+from model.state import StateError, digest_state, load_state, pack_state
+from model.validation import as_label_array, as_sample_batch
+
+# samples per kernel call: large enough to amortise the call, small enough for the cache
+_CHUNK = 256
+
+
+class Network:
+    """A deep local-learning classifier with River-style online methods."""
+
+    def __init__(self, config: NetworkConfig | str | None = None, seed: int = 0, preset: str | None = None):
+        if config is None:
+            config = make_config(preset or DEFAULT_PRESET)
+        elif isinstance(config, str):
+            preset, config = config, make_config(config)
+        if not isinstance(config, NetworkConfig):
+            raise ValueError("config must be a NetworkConfig or a preset name")
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        self.config = config
+        self.preset = preset
+        self.seed = int(seed)
+        root = np.random.default_rng(self.seed)
+        self.layers: list[CompetitiveLayer] = []
+        shape = config.input_shape
+        last = len(config.layers) - 1
+        for i, (layer_cfg, child) in enumerate(zip(config.layers, root.spawn(len(config.layers)))):
+            layer = CompetitiveLayer(layer_cfg, shape, child, emits=i < last)
+            self.layers.append(layer)
+            shape = layer.emission_shape
+        self.n_features = sum(layer.n_features for layer in self.layers) + 1  # + bias
+        self.readout = make_readout(config.readout, self.n_features, config.classes)
+        self.samples_seen = 0
+        self.labels_seen = 0
+        self.correct = 0
+
+    # ------------------------------------------------------------------ features
+    def _features(self, feats: list[np.ndarray]) -> np.ndarray:
+        n = feats[0].shape[0]
+        parts = [f.reshape(n, -1) for f, layer in zip(feats, self.layers) if layer.config.readout_grid > 0]
+        F = np.empty((n, self.n_features), np.float32)
+        np.concatenate(parts, axis=1, out=F[:, :-1])
+        power = self.config.readout.feature_power
+        if power != 1.0:
+            np.power(F[:, :-1], np.float32(power), out=F[:, :-1])
+        F[:, -1] = 1.0
+        return F
+
+    def _forward_features(self, X: np.ndarray, snapshot: "Snapshot | None" = None) -> np.ndarray:
+        h = X
+        feats = []
+        for i, layer in enumerate(self.layers):
+            h, f = layer.forward(h, None if snapshot is None else snapshot.layers[i])
+            feats.append(f)
+        return self._features(feats)
+
+    # ------------------------------------------------------------------ learning
+    def learn_one(self, x: Any, y: int | None = None) -> int:
+        """Predict ``x`` (the prequential prediction), then learn from it; returns the prediction."""
+        return int(self.learn_many(np.asarray(x)[None], None if y is None else [y])[0])
+
+    def learn_many(self, X: Any, y: Sequence[int | None] | np.ndarray | None = None) -> np.ndarray:
+        """Exactly ``[learn_one(x, t) for x, t in zip(X, y)]``, faster; ``None``/-1 = unlabeled."""
+        return self.learn_many_scores(X, y)[0]
+
+    def learn_many_scores(self, X: Any, y=None) -> tuple[np.ndarray, np.ndarray]:
+        """Like :meth:`learn_many`, also returning the prequential class probabilities."""
+        batch = as_sample_batch(X, self.config.input_shape)
+        labels = as_label_array(y, len(batch), self.config.classes)
+        preds = np.empty(len(batch), np.int64)
+        probas = np.empty((len(batch), self.config.classes), np.float32)
+        for start in range(0, len(batch), _CHUNK):
+            stop = min(start + _CHUNK, len(batch))
+            h = batch[start:stop]
+            feats = []
+            for layer in self.layers:
+                h, f = layer.learn(h, self.samples_seen)
+                feats.append(f)
+            chunk_labels = labels[start:stop]
+            scores = self.readout.learn_many(self._features(feats), chunk_labels)
+            preds[start:stop] = scores.argmax(axis=1)
+            probas[start:stop] = self._proba(scores)
+            labeled = chunk_labels >= 0
+            self.samples_seen += stop - start
+            self.labels_seen += int(labeled.sum())
+            self.correct += int((preds[start:stop][labeled] == chunk_labels[labeled]).sum())
+        return preds, probas
+
+    # ------------------------------------------------------------------ prediction
+    def _proba(self, scores: np.ndarray) -> np.ndarray:
+        z = scores / np.float32(self.config.readout.proba_temperature)
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    def predict_proba_many(self, X: Any) -> np.ndarray:
+        return self.snapshot().predict_proba_many(X)
+
+    def predict_many(self, X: Any) -> np.ndarray:
+        return self.predict_proba_many(X).argmax(axis=1)
+
+    def predict_proba_one(self, x: Any) -> dict[int, float]:
+        proba = self.predict_proba_many(np.asarray(x)[None])[0]
+        return {c: float(p) for c, p in enumerate(proba)}
+
+    def predict_one(self, x: Any) -> int:
+        return int(self.predict_many(np.asarray(x)[None])[0])
+
+    def snapshot(self) -> "Snapshot":
+        """A frozen copy of everything prediction needs; safe to use while learning continues."""
+        return Snapshot(self)
+
+    # ------------------------------------------------------------------ state
+    def _arrays(self) -> dict[str, np.ndarray]:
+        arrays = {}
+        for i, layer in enumerate(self.layers):
+            for name in layer.STATE_ARRAYS:
+                arrays[f"layers.{i}.{name}"] = getattr(layer, name)
+        for name in self.readout.STATE_ARRAYS:
+            arrays[f"readout.{name}"] = getattr(self.readout, name)
+        return arrays
+
+    def _counters(self) -> dict[str, Any]:
+        return {"samples_seen": self.samples_seen, "labels_seen": self.labels_seen, "correct": self.correct,
+                "readout": self.readout.counters()}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Versioned, pickle-free state: config, seed, counters and every learned array (copied)."""
+        return pack_state(self.config, self.preset, self.seed, self._counters(), self._arrays())
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "Network":
+        config, preset, seed, counters, arrays = load_state(state)
+        net = cls(config, seed=seed, preset=preset)
+        expected = net._arrays()
+        if set(arrays) != set(expected):
+            raise StateError(f"state arrays {sorted(arrays)} do not match the config's {sorted(expected)}")
+        for name, current in expected.items():
+            if arrays[name].shape != current.shape or arrays[name].dtype != current.dtype:
+                raise StateError(f"state array {name} has shape {arrays[name].shape} {arrays[name].dtype}, "
+                                 f"expected {current.shape} {current.dtype}")
+        for i, layer in enumerate(net.layers):
+            for name in layer.STATE_ARRAYS:
+                setattr(layer, name, arrays[f"layers.{i}.{name}"].copy())
+        for name in net.readout.STATE_ARRAYS:
+            setattr(net.readout, name, arrays[f"readout.{name}"].copy())
+        net.samples_seen = int(counters["samples_seen"])
+        net.labels_seen = int(counters["labels_seen"])
+        net.correct = int(counters["correct"])
+        net.readout.load_counters(counters["readout"])
+        return net
+
+    def state_digest(self) -> str:
+        """sha256 over every learned array and counter: equal digests mean identical state."""
+        return digest_state(self._counters(), self._arrays())
+
+    # ------------------------------------------------------------------ introspection
+    @property
+    def prequential_accuracy(self) -> float | None:
+        return self.correct / self.labels_seen if self.labels_seen else None
+
+    def stats(self) -> dict[str, Any]:
+        window = self.config.dead_window
+        return {
+            "samples_seen": self.samples_seen,
+            "labels_seen": self.labels_seen,
+            "prequential_accuracy": self.prequential_accuracy,
+            "layers": [layer.health(self.samples_seen, window) for layer in self.layers],
+            "readout": {"rule": self.config.readout.rule, "features": self.n_features, **self.readout.counters()},
+        }
+
+    @staticmethod
+    def presets() -> list[str]:
+        return sorted(PRESETS)
+
+
+class Snapshot:
+    """Immutable copy of the arrays prediction reads; predictions run without locks against it."""
+
+    def __init__(self, net: Network):
+        self._net = net
+        self.layers = [layer.frozen() for layer in net.layers]
+        self.readout_weights = net.readout.weights.copy()
+        self.samples_seen = net.samples_seen
+
+    def predict_proba_many(self, X: Any) -> np.ndarray:
+        batch = as_sample_batch(X, self._net.config.input_shape)
+        out = np.empty((len(batch), self._net.config.classes), np.float32)
+        for start in range(0, len(batch), _CHUNK * 4):
+            F = self._net._forward_features(batch[start:start + _CHUNK * 4], self)
+            out[start:start + len(F)] = self._net._proba(self._net.readout.scores(F, self.readout_weights))
+        return out
+
+    def predict_many(self, X: Any) -> np.ndarray:
+        return self.predict_proba_many(X).argmax(axis=1)

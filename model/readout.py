@@ -1,0 +1,196 @@
+"""Linear readouts trained online from (features, label) pairs only; features are never trained
+through them.
+
+Both readouts process a chunk of samples in order: each sample is scored with the weights as they
+are at that moment (the prequential prediction), then learned. Results do not depend on how the
+stream is chunked.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from model import kernels
+from model.config import ReadoutConfig
+
+# statistics are folded in every _ACCUMULATE labels with one GEMM; the boundaries depend only on
+# the label count, so chunking cannot change the arithmetic
+_ACCUMULATE = 256
+
+
+class StreamingLeastSquares:
+    """Ridge regression onto one-hot targets from running sufficient statistics.
+
+    ``A = Σ λ^age·f·fᵀ`` and ``B = Σ λ^age·f·tᵀ`` grow with every label (``λ`` the forgetting
+    factor); the weights are re-solved after ``first_solve·2^i`` labels and then every
+    ``solve_every`` labels. Without forgetting nothing learned is ever lost.
+    """
+
+    STATE_ARRAYS = ("weights", "gram", "cross", "buffer", "buffer_labels")
+
+    def __init__(self, config: ReadoutConfig, n_features: int, classes: int):
+        self.config = config
+        self.classes = classes
+        self.weights = np.zeros((n_features, classes), np.float32)
+        self.gram = np.zeros((n_features, n_features), np.float32)
+        self.cross = np.zeros((n_features, classes), np.float64)
+        self.buffer = np.zeros((_ACCUMULATE, n_features), np.float32)
+        self.buffer_labels = np.full(_ACCUMULATE, -1, np.int64)
+        self.labels_seen = 0
+        self.buffered = 0
+        self.solves = 0
+
+    def next_solve(self) -> int:
+        """Label count at which the weights are solved next."""
+        first, every = self.config.first_solve, self.config.solve_every
+        n = self.labels_seen
+        point = first
+        while point <= n and point < every:
+            point *= 2
+        if point > n and point < every:
+            return point
+        return (n // every + 1) * every
+
+    def learn_many(self, F: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        scores = np.zeros((F.shape[0], self.classes), np.float32)
+        start = 0
+        while start < F.shape[0]:
+            # the longest run of samples during which the weights stay fixed
+            todo = self.next_solve() - self.labels_seen
+            stop = start
+            while stop < F.shape[0] and todo > 0:
+                if labels[stop] >= 0:
+                    todo -= 1
+                stop += 1
+            kernels.readout_scores(F[start:stop], self.weights, scores[start:stop])
+            for i in range(start, stop):
+                if labels[i] >= 0:
+                    self._add(F[i], labels[i])
+            if todo == 0:
+                self._fold()
+                self._solve()
+            start = stop
+        return scores
+
+    def scores(self, F: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        out = np.zeros((F.shape[0], self.classes), np.float32)
+        kernels.readout_scores(F, self.weights if weights is None else weights, out)
+        return out
+
+    def _add(self, f: np.ndarray, label: int) -> None:
+        self.buffer[self.buffered] = f
+        self.buffer_labels[self.buffered] = label
+        self.buffered += 1
+        self.labels_seen += 1
+        if self.buffered == _ACCUMULATE:
+            self._fold()
+
+    def _fold(self) -> None:
+        """Fold the buffered labels into the statistics (exact per-sample forgetting)."""
+        n = self.buffered
+        if n == 0:
+            return
+        F = self.buffer[:n]
+        lam = self.config.forgetting
+        if lam < 1.0:
+            ages = np.arange(n - 1, -1, -1, dtype=np.float64)
+            scale = np.sqrt(lam ** ages).astype(np.float32)[:, None]
+            F = F * scale
+            self.gram *= lam ** n
+            self.cross *= lam ** n
+            targets = np.zeros((n, self.classes), np.float32)
+            targets[np.arange(n), self.buffer_labels[:n]] = 1.0
+            targets *= scale
+        else:
+            targets = np.zeros((n, self.classes), np.float32)
+            targets[np.arange(n), self.buffer_labels[:n]] = 1.0
+        self.gram += F.T @ F
+        self.cross += F.T @ targets
+        self.buffered = 0
+        self.buffer_labels[:] = -1
+
+    def _solve(self) -> None:
+        """Jacobi-preconditioned conjugate gradients on ``(A + ridge·I)·W = B``, warm-started
+        from the current weights: the system changes little between solves, so a fixed, small
+        number of iterations tracks its solution (and the fixed count keeps it deterministic)."""
+        diag = np.diag(self.gram).astype(np.float64)
+        ridge = self.config.ridge * max(float(diag.mean()), 1e-12)
+        precond = 1.0 / (diag + ridge)
+        iterations = self.config.cg_iterations * (3 if self.labels_seen < self.config.solve_every else 1)
+        self.weights = conjugate_gradients(self.gram, ridge, self.cross, self.weights.astype(np.float64),
+                                           precond, iterations).astype(np.float32)
+        self.solves += 1
+
+    def reset(self) -> None:
+        """Forget everything (used when a drift detector fires)."""
+        self.gram[:] = 0.0
+        self.cross[:] = 0.0
+        self.buffered = 0
+        self.buffer_labels[:] = -1
+
+    def counters(self) -> dict:
+        return {"labels_seen": self.labels_seen, "buffered": self.buffered, "solves": self.solves}
+
+    def load_counters(self, c: dict) -> None:
+        self.labels_seen, self.buffered, self.solves = int(c["labels_seen"]), int(c["buffered"]), int(c["solves"])
+
+
+def conjugate_gradients(A: np.ndarray, ridge: float, B: np.ndarray, X: np.ndarray, precond: np.ndarray,
+                        iterations: int) -> np.ndarray:
+    """Preconditioned CG for ``(A + ridge·I)·X = B``, one independent run per column of ``B``."""
+    def apply(P: np.ndarray) -> np.ndarray:
+        return (A @ P.astype(A.dtype)).astype(np.float64) + ridge * P
+
+    R = B - apply(X)
+    Z = R * precond[:, None]
+    P = Z.copy()
+    rz = np.einsum("ij,ij->j", R, Z)
+    for _ in range(iterations):
+        AP = apply(P)
+        curvature = np.einsum("ij,ij->j", P, AP)
+        alpha = np.divide(rz, curvature, out=np.zeros_like(rz), where=curvature > 0)
+        X += alpha * P
+        R -= alpha * AP
+        Z = R * precond[:, None]
+        rz_new = np.einsum("ij,ij->j", R, Z)
+        beta = np.divide(rz_new, rz, out=np.zeros_like(rz), where=rz > 0)
+        P = Z + beta * P
+        rz = rz_new
+    return X
+
+
+class DeltaRule:
+    """Normalised LMS, one step per labeled sample: ``W += lr·(t − s)·fᵀ / ‖f‖²``."""
+
+    STATE_ARRAYS = ("weights",)
+
+    def __init__(self, config: ReadoutConfig, n_features: int, classes: int):
+        self.config = config
+        self.classes = classes
+        self.weights = np.zeros((n_features, classes), np.float32)
+        self.labels_seen = 0
+
+    def learn_many(self, F: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        scores = np.zeros((F.shape[0], self.classes), np.float32)
+        kernels.delta_rule_chunk(F, labels, self.weights, np.float32(self.config.delta_lr), scores)
+        self.labels_seen += int((labels >= 0).sum())
+        return scores
+
+    def scores(self, F: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        out = np.zeros((F.shape[0], self.classes), np.float32)
+        kernels.readout_scores(F, self.weights if weights is None else weights, out)
+        return out
+
+    def reset(self) -> None:
+        self.weights[:] = 0.0
+
+    def counters(self) -> dict:
+        return {"labels_seen": self.labels_seen}
+
+    def load_counters(self, c: dict) -> None:
+        self.labels_seen = int(c["labels_seen"])
+
+
+def make_readout(config: ReadoutConfig, n_features: int, classes: int):
+    cls = StreamingLeastSquares if config.rule == "rls" else DeltaRule
+    return cls(config, n_features, classes)

@@ -1,0 +1,1 @@
+"""Local learning rules, one per module; each has a numba update and a numpy reference."""

@@ -1,0 +1,1 @@
+"""Hebb's online-learning service: HTTP API, model workers, stores, CLI."""
