@@ -1,7 +1,8 @@
 """Store backends and the factory that opens one from a URL.
 
-``memory://`` — in-process (lost on exit). The durability work adds ``file://DIR`` and
-``redis://host:port/db`` by registering an opener in :data:`OPENERS`.
+``file://DIR`` — embedded durable store on local files (the default, ``file://./hebb-data``);
+``redis://host:port/db`` — production store on Redis (streams + checkpoint blobs);
+``memory://`` — in-process, lost on exit (tests, throwaway servers).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from urllib.parse import urlsplit
 from service.stores.base import (CHECKPOINTS_KEPT, CheckpointMeta, CheckpointNotFound, CorruptCheckpoint,
                                  ModelRecord, Store, StoreError, log_id_key)
 
-DEFAULT_STORE_URL = "memory://"
+DEFAULT_STORE_URL = "file://./hebb-data"
 
 
 def _memory(url: str) -> Store:
@@ -20,8 +21,18 @@ def _memory(url: str) -> Store:
     return MemoryStore(url)
 
 
+def _file(url: str) -> Store:
+    from service.stores.file_store import FileStore
+    return FileStore(url)
+
+
+def _redis(url: str) -> Store:
+    from service.stores.redis_store import RedisStore
+    return RedisStore(url)
+
+
 # scheme -> constructor taking the full URL (imports stay lazy so redis is loaded only when used)
-OPENERS: dict[str, Callable[[str], Store]] = {"memory": _memory}
+OPENERS: dict[str, Callable[[str], Store]] = {"memory": _memory, "file": _file, "redis": _redis}
 
 
 def make_store(url: str) -> Store:

@@ -162,6 +162,11 @@ class Store(ABC):
     async def delete_checkpoints(self, name: str) -> int:
         """Remove every checkpoint of the model; return how many."""
 
+    async def trimmed_through(self, name: str) -> str | None:
+        """The id through which the log was trimmed (None: never). Recovery needs it to tell a
+        complete replay from one with a gap (a fallback checkpoint older than the trim point)."""
+        return None
+
     # ----------------------------------------------------------------- helpers shared by backends
     async def latest_checkpoint(self, name: str) -> CheckpointMeta | None:
         checkpoints = await self.list_checkpoints(name)
