@@ -16,8 +16,15 @@ Layout and semantics shared with the reference:
 
 from __future__ import annotations
 
+import os
+
 import numba as nb
 import numpy as np
+
+# the service calls kernels from several threads at once: use a thread-safe parallel backend
+# (OpenMP here) instead of numba's default workqueue, which aborts on concurrent use
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    nb.config.THREADING_LAYER = "threadsafe"
 
 from model.rules.instar import instar_update
 from model.rules.oja import oja_update
@@ -25,7 +32,11 @@ from model.rules.oja import oja_update
 COMP_HARD, COMP_KWTA, COMP_SOFT = 0, 1, 2
 RULE_INSTAR, RULE_OJA = 0, 1
 
-_JIT = dict(cache=True, nogil=True, fastmath=False)
+# reassociation lets LLVM vectorise the reductions (means, norms, dot products); results stay
+# deterministic because a given kernel always runs the same compiled code. No 'nnan'/'ninf': the
+# argmax relies on -inf.
+_FAST = {"reassoc", "nsz", "contract"}
+_JIT = dict(cache=True, nogil=True, fastmath=_FAST)
 
 
 @nb.njit(**_JIT)
@@ -66,7 +77,14 @@ def compete(score, mode, k, temperature, y, winners):
             y[j] = y[j] / total
             winners[j] = j
         return n_ch
-    n_win = 1 if mode == COMP_HARD else min(k, n_ch)
+    if mode == COMP_HARD:
+        m = score.max()
+        for j in range(n_ch):
+            if score[j] == m:
+                y[j] = 1.0
+                winners[0] = j
+                return 1
+    n_win = min(k, n_ch)
     for w in range(n_win):
         best = -1
         best_score = -np.inf

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from model.config import DEFAULT_PRESET, PRESETS, NetworkConfig, make_config
+from model.drift import DriftDetector, guarded_learn
 from model.layers import CompetitiveLayer
 from model.readout import make_readout
 from model.state import StateError, digest_state, load_state, pack_state
@@ -54,6 +55,8 @@ class Network:
             shape = layer.emission_shape
         self.n_features = sum(layer.n_features for layer in self.layers) + 1  # + bias
         self.readout = make_readout(config.readout, self.n_features, config.classes)
+        self.drift = (DriftDetector(config.readout.drift_min_samples, config.readout.drift_level)
+                      if config.readout.drift_detector == "ddm" else None)
         self.samples_seen = 0
         self.labels_seen = 0
         self.correct = 0
@@ -101,7 +104,9 @@ class Network:
                 h, f = layer.learn(h, self.samples_seen)
                 feats.append(f)
             chunk_labels = labels[start:stop]
-            scores = self.readout.learn_many(self._features(feats), chunk_labels)
+            F = self._features(feats)
+            scores = (self.readout.learn_many(F, chunk_labels) if self.drift is None
+                      else guarded_learn(self.readout, self.drift, F, chunk_labels))
             preds[start:stop] = scores.argmax(axis=1)
             probas[start:stop] = self._proba(scores)
             labeled = chunk_labels >= 0
@@ -142,6 +147,8 @@ class Network:
                 arrays[f"layers.{i}.{name}"] = getattr(layer, name)
         for name in self.readout.STATE_ARRAYS:
             arrays[f"readout.{name}"] = getattr(self.readout, name)
+        if self.drift is not None:
+            arrays["drift.state"] = self.drift.state
         return arrays
 
     def _counters(self) -> dict[str, Any]:
@@ -168,6 +175,8 @@ class Network:
                 setattr(layer, name, arrays[f"layers.{i}.{name}"].copy())
         for name in net.readout.STATE_ARRAYS:
             setattr(net.readout, name, arrays[f"readout.{name}"].copy())
+        if net.drift is not None:
+            net.drift.state = arrays["drift.state"].copy()
         net.samples_seen = int(counters["samples_seen"])
         net.labels_seen = int(counters["labels_seen"])
         net.correct = int(counters["correct"])
@@ -190,7 +199,8 @@ class Network:
             "labels_seen": self.labels_seen,
             "prequential_accuracy": self.prequential_accuracy,
             "layers": [layer.health(self.samples_seen, window) for layer in self.layers],
-            "readout": {"rule": self.config.readout.rule, "features": self.n_features, **self.readout.counters()},
+            "readout": {"rule": self.config.readout.rule, "features": self.n_features, **self.readout.counters(),
+                        "drifts": 0 if self.drift is None else self.drift.drifts},
         }
 
     @staticmethod

@@ -122,11 +122,14 @@ class StreamingLeastSquares:
         self.solves += 1
 
     def reset(self) -> None:
-        """Forget everything (used when a drift detector fires)."""
+        """Forget everything (used when a drift detector fires): statistics, weights, and the solve
+        schedule, which restarts at ``first_solve`` so the fresh readout is solved early and often."""
         self.gram[:] = 0.0
         self.cross[:] = 0.0
+        self.weights[:] = 0.0
         self.buffered = 0
         self.buffer_labels[:] = -1
+        self.labels_seen = 0
 
     def counters(self) -> dict:
         return {"labels_seen": self.labels_seen, "buffered": self.buffered, "solves": self.solves}

@@ -1,0 +1,29 @@
+"""Shared fixtures: where the dataset lives (``HEBB_DATA_DIR`` or ``../shared/datasets/mnist``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def dataset_dir() -> Path:
+    return Path(os.environ.get("HEBB_DATA_DIR") or REPO.parent / "shared" / "datasets" / "mnist")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    path = dataset_dir()
+    if not (path / "train-images-idx3-ubyte.gz").exists():
+        pytest.fail(f"MNIST not found in {path}; set HEBB_DATA_DIR")
+    return path
+
+
+@pytest.fixture(scope="session")
+def mnist(data_dir):
+    from model.data import load_dataset
+
+    return load_dataset(data_dir)

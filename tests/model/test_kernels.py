@@ -1,0 +1,128 @@
+"""The numba layer and readout kernels against the plain-numpy reference (model.reference)."""
+
+import numpy as np
+import pytest
+
+from model import kernels, reference
+from model.config import LayerConfig, ReadoutConfig
+from model.layers import CompetitiveLayer
+from model.readout import StreamingLeastSquares
+
+
+def _images(rng, n, h=12, w=12, c=1):
+    X = rng.random((n, h, w, c)).astype(np.float32)
+    X[X < 0.6] = 0.0  # sparse, like ink on a blank page
+    return X
+
+
+@pytest.mark.parametrize("mode", ["hard", "kwta", "soft"])
+@pytest.mark.parametrize("rule", ["instar", "oja"])
+def test_layer_learning_matches_reference(mode, rule):
+    rng = np.random.default_rng(0)
+    cfg = LayerConfig(channels=8, kernel=3, stride=1, rule=rule, pool=2, readout_grid=2,
+                      competition={"mode": mode, "k": 3, "temperature": 0.2},
+                      plasticity={"lr0": 0.2, "lr_halflife": 5.0, "homeostasis": 0.01})
+    layer = CompetitiveLayer(cfg, (12, 12, 2), np.random.default_rng(5))
+    W = layer.weights.copy()
+    theta, wins, last_win = layer.thresholds.copy(), layer.wins.copy(), layer.last_win.copy()
+    X = _images(rng, 6, c=2)
+    out, feats = layer.learn(X, sample0=10)
+    for n in range(len(X)):
+        e_ref, f_ref = reference.layer_step(X[n], W, theta, wins, last_win, 10 + n, cfg, layer.emission_shape)
+        np.testing.assert_allclose(out[n], e_ref, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(feats[n], f_ref, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(layer.weights, W, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(layer.thresholds, theta, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(layer.wins, wins, rtol=1e-5)
+    np.testing.assert_array_equal(layer.last_win, last_win)
+
+
+def test_frozen_forward_matches_reference_and_changes_nothing():
+    rng = np.random.default_rng(3)
+    cfg = LayerConfig(channels=6, kernel=3, pool=2, readout_grid=3)
+    layer = CompetitiveLayer(cfg, (12, 12, 1), np.random.default_rng(1))
+    before = layer.weights.copy()
+    X = _images(rng, 5)
+    out, feats = layer.forward(X)
+    W, theta = layer.weights.copy(), layer.thresholds.copy()
+    for n in range(len(X)):
+        e_ref, f_ref = reference.layer_step(X[n], W, theta, layer.wins.copy(), layer.last_win.copy(), 0, cfg,
+                                            layer.emission_shape, learn=False)
+        np.testing.assert_allclose(out[n], e_ref, atol=1e-6)
+        np.testing.assert_allclose(feats[n], f_ref, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(layer.weights, before)
+
+
+def test_only_winners_learn():
+    rng = np.random.default_rng(4)
+    cfg = LayerConfig(channels=16, kernel=3, pool=1, readout_grid=0, plasticity={"homeostasis": 0.0})
+    layer = CompetitiveLayer(cfg, (6, 6, 1), np.random.default_rng(2))
+    X = np.zeros((1, 6, 6, 1), np.float32)
+    X[0, 2:4, 2:4, 0] = 1.0  # one small blob: few active positions, few winners
+    before = layer.weights.copy()
+    out, _ = layer.learn(X, 0)
+    changed = np.flatnonzero(np.any(layer.weights != before, axis=0))
+    winners = np.flatnonzero(out[0].reshape(-1, 16).max(axis=0) > 0)
+    assert len(changed) > 0
+    assert set(changed) <= set(winners)
+    assert len(winners) < 16
+    np.testing.assert_array_equal(layer.wins > 0, np.isin(np.arange(16), winners))
+
+
+def test_homeostasis_revives_a_unit_that_never_wins():
+    """A unit whose weights point away from every input only wins once its threshold has fallen."""
+    def run(homeostasis):
+        cfg = LayerConfig(channels=4, kernel=2, pool=1, readout_grid=0,
+                          plasticity={"homeostasis": homeostasis, "lr0": 0.05})
+        layer = CompetitiveLayer(cfg, (2, 2, 1), np.random.default_rng(0))
+        layer.vectors[:] = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], np.float32).T[:, :4]
+        layer.vectors[:, 3] = np.array([0.0, 0.0, 0.0, 1.0], np.float32)  # only inputs with pixel 3 excite it
+        layer.scales[:], layer.sq_norms[:] = 1.0, 1.0
+        rng = np.random.default_rng(1)
+        X = rng.random((3000, 2, 2, 1)).astype(np.float32) * np.array([1, 1, 1, 0.0], np.float32).reshape(2, 2, 1)
+        layer.learn(X, 0)
+        return layer.wins[3]
+
+    assert run(0.0) == 0  # without homeostasis the unit is dead
+    assert run(0.01) > 50  # with it, the unit is recruited and keeps winning
+
+
+def test_readout_scores_and_delta_rule_match_reference():
+    rng = np.random.default_rng(5)
+    F = rng.random((50, 20)).astype(np.float32)
+    W = rng.standard_normal((20, 4)).astype(np.float32)
+    out = np.zeros((50, 4), np.float32)
+    kernels.readout_scores(F, W, out)
+    np.testing.assert_allclose(out, reference.readout_scores(F, W), rtol=1e-5, atol=1e-5)
+    labels = rng.integers(-1, 4, 50)
+    W1, W2 = W.copy(), W.copy()
+    s1 = np.zeros((50, 4), np.float32)
+    kernels.delta_rule_chunk(F, labels, W1, np.float32(0.1), s1)
+    s2 = reference.delta_rule(F, labels, W2, 0.1)
+    np.testing.assert_allclose(s1, s2, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(W1, W2, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("forgetting", [1.0, 0.99])
+def test_streaming_least_squares_converges_to_exact_ridge(forgetting):
+    rng = np.random.default_rng(6)
+    d, classes, n = 12, 3, 700
+    F = rng.random((n, d)).astype(np.float32)
+    true = rng.standard_normal((d, classes))
+    labels = (F @ true).argmax(axis=1)
+    cfg = ReadoutConfig(ridge=1e-2, first_solve=700, solve_every=700, cg_iterations=60, forgetting=forgetting)
+    readout = StreamingLeastSquares(cfg, d, classes)
+    readout.learn_many(F, labels)
+    exact = reference.ridge_solution(F, labels, classes, 1e-2, forgetting)
+    np.testing.assert_allclose(readout.weights, exact, rtol=1e-3, atol=1e-3)
+
+
+def test_readout_predictions_use_weights_fixed_between_solves():
+    rng = np.random.default_rng(7)
+    F = rng.random((300, 5)).astype(np.float32)
+    labels = rng.integers(0, 2, 300)
+    readout = StreamingLeastSquares(ReadoutConfig(first_solve=100, solve_every=100), 5, 2)
+    scores = readout.learn_many(F, labels)
+    assert np.all(scores[:100] == 0)  # nothing solved before the first 100 labels
+    assert np.any(scores[100:200] != 0)
+    assert readout.solves == 3
