@@ -72,10 +72,10 @@ class ReadoutConfig(_Strict):
     feature_power: float = Field(0.5, gt=0, le=1.0, description="features are raised to this power")
     delta_lr: float = Field(0.01, gt=0, description="delta-rule step size")
     proba_temperature: float = Field(0.1, gt=0, description="softmax temperature mapping scores to probabilities")
-    drift_detector: Literal["none", "ddm"] = Field(
+    drift_detector: Literal["none", "page-hinkley"] = Field(
         "none", description="reset the readout when this detector (model.drift) signals a drift in its prequential errors")
-    drift_level: float = Field(3.0, gt=0, description="DDM: standard deviations above the best error rate that signal a drift")
-    drift_min_samples: int = Field(30, ge=1, description="DDM: errors observed after a reset before a drift can be signalled")
+    drift_tolerance: float = Field(0.05, ge=0, lt=1, description="Page-Hinkley: tolerated rise of the error rate")
+    drift_threshold: float = Field(40.0, gt=0, description="Page-Hinkley: excess errors that signal a drift")
 
 
 class NetworkConfig(_Strict):

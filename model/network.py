@@ -55,8 +55,8 @@ class Network:
             shape = layer.emission_shape
         self.n_features = sum(layer.n_features for layer in self.layers) + 1  # + bias
         self.readout = make_readout(config.readout, self.n_features, config.classes)
-        self.drift = (DriftDetector(config.readout.drift_min_samples, config.readout.drift_level)
-                      if config.readout.drift_detector == "ddm" else None)
+        self.drift = (DriftDetector(config.readout.drift_tolerance, config.readout.drift_threshold)
+                      if config.readout.drift_detector == "page-hinkley" else None)
         self.samples_seen = 0
         self.labels_seen = 0
         self.correct = 0
