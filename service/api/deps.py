@@ -1,0 +1,48 @@
+"""Dependencies: the manager, and bearer-key auth with read/write scopes."""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import Depends, Request
+
+from service.api.errors import APIError
+from service.manager import ModelManager
+
+_BEARER = {"WWW-Authenticate": "Bearer"}
+
+
+def get_manager(request: Request) -> ModelManager:
+    return request.app.state.manager
+
+
+def _scope_of(request: Request) -> str | None:
+    keys: dict[str, str] = request.app.state.api_keys
+    if not keys:
+        return "write"          # auth disabled
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise APIError(401, "unauthorized", "missing 'Authorization: Bearer <key>' header", "Authorization", _BEARER)
+    token = token.strip()
+    for key, scope in keys.items():
+        if hmac.compare_digest(key.encode(), token.encode()):
+            return scope
+    raise APIError(401, "unauthorized", "unknown API key", "Authorization", _BEARER)
+
+
+def require_read(request: Request) -> str:
+    return _scope_of(request)
+
+
+def require_write(request: Request) -> str:
+    scope = _scope_of(request)
+    if scope != "write":
+        raise APIError(403, "forbidden", "this API key may only read and predict (needs a write key)",
+                       "Authorization")
+    return scope
+
+
+Read = Depends(require_read)
+Write = Depends(require_write)
+Manager = Depends(get_manager)

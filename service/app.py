@@ -1,0 +1,65 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import AsyncIterator
+
+from fastapi import FastAPI
+
+from service import __version__
+from service.api import health, models, oip
+from service.api.errors import install_error_handlers
+from service.api.middleware import RequestMiddleware
+from service.api.responses import JSON
+from service.manager import ModelManager
+from service.metrics import Metrics
+from service.settings import Settings
+from service.stores import Store, make_store
+
+log = logging.getLogger("hebb.app")
+
+
+def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
+    """Build the app. The store (from ``settings.store`` unless given) is opened at startup; models
+    are recovered in the background so ``/healthz`` answers at once and ``/readyz`` turns 200 when done."""
+    settings = settings or Settings()
+    api_keys = settings.api_key_scopes()   # fail at startup on a malformed HEBB_API_KEYS
+    store = store or make_store(settings.store)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await store.open()
+        manager = ModelManager(store, prediction_retention=settings.prediction_retention,
+                               prediction_ttl=settings.prediction_ttl_seconds,
+                               seen_ids_window=settings.seen_ids_window,
+                               coalesce_samples=settings.learn_coalesce_samples)
+        app.state.manager = manager
+        recovery = asyncio.create_task(manager.start(), name="hebb-recovery")
+        log.info("service starting", extra={"store": store.url, "auth": bool(api_keys), "version": __version__})
+        try:
+            yield
+        finally:
+            if not recovery.done():
+                recovery.cancel()
+            with contextlib.suppress(BaseException):
+                await recovery
+            await manager.close()          # drains every learner queue
+            await store.close()
+            log.info("service stopped")
+
+    app = FastAPI(title="Hebb", version=__version__, lifespan=lifespan, default_response_class=JSON,
+                  description="Online learning with local rules: POST samples to learn, predict at any moment.")
+    app.state.settings = settings
+    app.state.api_keys = api_keys
+    app.state.manager = None
+    app.state.metrics = Metrics(lambda: app.state.manager)
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(models.router)
+    app.include_router(oip.router)
+    app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes, metrics=app.state.metrics,
+                       log_requests=settings.access_log)
+    return app

@@ -1,0 +1,38 @@
+"""Service-layer errors. They know nothing of HTTP; ``service.api.errors`` maps them to status codes."""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    code = "error"
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidInput(ServiceError):
+    """A request value is invalid; ``field`` names it (e.g. ``samples[3].x_b64``)."""
+    code = "invalid_input"
+
+
+class ModelNotFound(ServiceError):
+    code = "model_not_found"
+
+
+class ModelExists(ServiceError):
+    code = "model_exists"
+
+
+class PredictionNotFound(ServiceError):
+    code = "prediction_not_found"
+
+
+class FeedbackConflict(ServiceError):
+    code = "feedback_already_given"
+
+
+class NotReady(ServiceError):
+    """The model is still recovering, or the service is shutting down."""
+    code = "not_ready"
