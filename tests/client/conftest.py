@@ -38,6 +38,8 @@ class LiveServer:
     url: str
     process: subprocess.Popen
     log_path: Path
+    write_key: str = WRITE_KEY
+    read_key: str = READ_KEY
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
@@ -87,9 +89,15 @@ def live_server(tmp_path_factory):
 
 
 @pytest.fixture
+def dead_url() -> str:
+    """A URL where nothing listens."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+@pytest.fixture
 def model_name(request) -> str:
     """A model name unique to the test (every test shares one server)."""
-    return "t-" + request.node.name.replace("[", "-").replace("]", "").replace("_", "-")[:60]
+    return ("t-" + request.node.name.replace("[", "-").replace("]", "").replace("_", "-"))[:48]
 
 
 class FaultProxy:
@@ -99,7 +107,8 @@ class FaultProxy:
     - ``("status", code)``: answer ``code`` (with ``Retry-After: 0``) without forwarding;
     - ``("drop_before",)``: reset the connection without forwarding;
     - ``("drop_after",)``: forward (the server acts on it), then reset instead of answering;
-    - ``("status_after", code)``: forward, then answer ``code`` instead of the server's answer.
+    - ``("status_after", code)``: forward, then answer ``code`` instead of the server's answer;
+    - ``("pass",)``: forward normally (to place faults on later requests).
 
     Every other request is forwarded as is. ``forwarded`` counts requests that reached the server.
     """

@@ -146,7 +146,9 @@ def test_api_key_is_sent_as_bearer_token():
 
 
 @pytest.mark.parametrize("status,body,kind,text", [
-    (400, {"detail": "samples[2].x_b64: 12 bytes, expected 784"}, InvalidInput, "expected 784"),
+    (422, {"detail": "samples[2].x_b64: must decode to 784 bytes", "code": "invalid_input",
+           "field": "samples[2].x_b64"}, InvalidInput, "784 bytes"),
+    (400, {"detail": "body is not valid JSON"}, InvalidInput, "not valid JSON"),
     (413, {"detail": "body over 16777216 bytes"}, InvalidInput, "body over"),
     (422, {"detail": [{"loc": ["body", "samples", 0, "label"], "msg": "must be < 10"}]}, InvalidInput,
      "samples.0.label: must be < 10"),
@@ -162,6 +164,7 @@ def test_error_answers_raise_typed_exceptions_with_the_server_message(sleeps, st
         client.get_model("x")
     assert caught.value.status_code == status
     assert isinstance(caught.value, HebbError)
+    assert caught.value.field == body.get("field") and caught.value.code == body.get("code")
     assert len(script.requests) == 1 and sleeps == []
 
 

@@ -100,9 +100,10 @@ class Model:
               progress: bool = False) -> np.ndarray:
         """Teach the model ``X`` (uint8 pixels or floats in [0, 1], any number of samples) with labels
         ``y`` (None or -1 = unlabeled), ``batch_size`` samples per request. Returns the prequential
-        predictions (int64[N]): each made just before that sample was learned (-1 where the server
-        returned none). Each sample carries an id (``ids``, or generated per call) so a retried batch
-        is never learned twice."""
+        predictions (int64[N]): each made just before that sample was learned. Each sample carries an
+        id (``ids``, or generated per call) so a retried batch is never learned twice; samples the
+        server had already learned (an earlier attempt whose answer was lost, or ids sent before)
+        are skipped and get -1, since their predictions were made then."""
         return self.client._run(self.client._op_learn(self.name, X, y, ids, batch_size, progress))
 
     def predict(self, X: Any, batch_size: int = 1024) -> PredictResult:

@@ -7,13 +7,18 @@ from typing import Any
 
 
 class HebbError(Exception):
-    """Base class of every error raised by ``hebb_client``."""
+    """Base class of every error raised by ``hebb_client``. For an error answer, ``status_code`` is
+    the HTTP status, ``code`` the service's machine-readable error code (e.g. ``invalid_input``),
+    ``field`` the request field it names (e.g. ``samples[3].label``) and ``body`` the decoded body."""
 
     def __init__(self, message: str, *, status_code: int | None = None, body: Any = None):
         super().__init__(message)
         self.message = message
         self.status_code = status_code
         self.body = body
+        details = body if isinstance(body, dict) else {}
+        self.code: str | None = details.get("code")
+        self.field: str | None = details.get("field")
 
     def __str__(self) -> str:
         return f"[{self.status_code}] {self.message}" if self.status_code else self.message

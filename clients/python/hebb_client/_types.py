@@ -9,20 +9,27 @@ from typing import Any
 import numpy as np
 
 
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
 @dataclass(frozen=True)
 class ModelInfo:
-    """A model's description as the service reports it (``GET /v1/models/{name}``)."""
+    """A model's description as the service reports it (``GET /v1/models/{name}``). The learning
+    counters are None while the model is still being recovered (``status == "recovering"``)."""
 
     name: str
     preset: str | None
+    seed: int | None
+    status: str | None
     input_shape: tuple[int, ...]
     classes: int
-    samples_seen: int
-    labels_seen: int
+    samples_seen: int | None
+    labels_seen: int | None
     prequential_accuracy: float | None
-    step: int
+    step: int | None
     state_digest: str | None
-    checkpoint: Any
+    checkpoint: dict[str, Any] | None
     raw: dict[str, Any] = field(repr=False, compare=False)
 
     @classmethod
@@ -30,12 +37,14 @@ class ModelInfo:
         return cls(
             name=data["name"],
             preset=data.get("preset"),
+            seed=_optional_int(data.get("seed")),
+            status=data.get("status"),
             input_shape=tuple(data.get("input_shape") or ()),
             classes=int(data.get("classes") or 0),
-            samples_seen=int(data.get("samples_seen") or 0),
-            labels_seen=int(data.get("labels_seen") or 0),
+            samples_seen=_optional_int(data.get("samples_seen")),
+            labels_seen=_optional_int(data.get("labels_seen")),
             prequential_accuracy=data.get("prequential_accuracy"),
-            step=int(data.get("step") or 0),
+            step=_optional_int(data.get("step")),
             state_digest=data.get("state_digest"),
             checkpoint=data.get("checkpoint"),
             raw=data,
