@@ -14,6 +14,7 @@ from service.api import health, models, oip
 from service.api.errors import install_error_handlers
 from service.api.middleware import RequestMiddleware
 from service.api.responses import JSON
+from service.durability import Durability
 from service.manager import ModelManager
 from service.metrics import Metrics
 from service.settings import Settings
@@ -32,12 +33,21 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await store.open()
+        durability = Durability(settings.checkpoint_every_samples, settings.checkpoint_every_seconds,
+                                store_retry_seconds=settings.store_retry_after_seconds)
         manager = ModelManager(store, prediction_retention=settings.prediction_retention,
                                prediction_ttl=settings.prediction_ttl_seconds,
                                seen_ids_window=settings.seen_ids_window,
-                               coalesce_samples=settings.learn_coalesce_samples)
+                               coalesce_samples=settings.learn_coalesce_samples,
+                               recover=durability.recover, checkpointer=durability.checkpoint)
         app.state.manager = manager
-        recovery = asyncio.create_task(manager.start(), name="hebb-recovery")
+        app.state.durability = durability
+
+        async def recover_then_schedule() -> None:
+            await manager.start()
+            durability.start(manager)
+
+        recovery = asyncio.create_task(recover_then_schedule(), name="hebb-recovery")
         log.info("service starting", extra={"store": store.url, "auth": bool(api_keys), "version": __version__})
         try:
             yield
@@ -46,6 +56,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
                 recovery.cancel()
             with contextlib.suppress(BaseException):
                 await recovery
+            await durability.close(manager)  # final checkpoints, queued behind every accepted write
             await manager.close()          # drains every learner queue
             await store.close()
             log.info("service stopped")

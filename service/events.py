@@ -45,6 +45,10 @@ class EventError(ValueError):
     """An event or checkpoint payload that cannot be decoded (corrupt, truncated, wrong version)."""
 
 
+class UnsupportedFormat(EventError):
+    """An intact payload of another format version: never loaded as if it were this one."""
+
+
 class EventKind(enum.IntEnum):
     LEARN = 1       # samples posted to /samples
     FEEDBACK = 2    # a delayed label for a stored prediction: one sample, id "feedback:<prediction_id>"
@@ -97,7 +101,7 @@ def decode_event(blob: bytes) -> LearnEvent:
     try:
         _, version, kind, head_len = _HEAD.unpack_from(payload)
         if version != EVENT_VERSION:
-            raise EventError(f"log event version {version} is not supported (expected {EVENT_VERSION})")
+            raise UnsupportedFormat(f"log event version {version} is not supported (expected {EVENT_VERSION})")
         header = json.loads(payload[_HEAD.size:_HEAD.size + head_len])
         body = payload[_HEAD.size + head_len:]
         n, size = int(header["n"]), int(header["size"])
@@ -134,7 +138,8 @@ def decode_checkpoint(blob: bytes) -> CheckpointPayload:
     try:
         _, version, head_len = _CKPT_HEAD.unpack_from(payload)
         if version != CHECKPOINT_VERSION:
-            raise EventError(f"checkpoint version {version} is not supported (expected {CHECKPOINT_VERSION})")
+            raise UnsupportedFormat(f"checkpoint version {version} is not supported "
+                                    f"(expected {CHECKPOINT_VERSION})")
         header = json.loads(payload[_CKPT_HEAD.size:_CKPT_HEAD.size + head_len])
         return CheckpointPayload(network_state=payload[_CKPT_HEAD.size + head_len:],
                                  seen_ids=list(header["seen_ids"]), last_log_id=header.get("last_log_id"),

@@ -70,6 +70,8 @@ class ManagedModel:
     pending_ids: set[str] = field(default_factory=set)
     # orders (dedupe, log append, enqueue) so the log and the learner see the same order
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # a log append failed: it may have landed anyway (reply lost), so catch up before the next write
+    log_uncertain: bool = False
 
     @property
     def name(self) -> str:
@@ -109,18 +111,20 @@ class CheckpointExport:
 
 
 RecoverHook = Callable[["ModelManager", ModelRecord], Awaitable[None]]
+CheckpointHook = Callable[["ModelManager", str], Awaitable[CheckpointMeta]]
 
 
 class ModelManager:
     def __init__(self, store: Store, *, prediction_retention: int = 100_000, prediction_ttl: float = 3600.0,
                  seen_ids_window: int = 1_000_000, coalesce_samples: int = 1024,
-                 recover: RecoverHook | None = None):
+                 recover: RecoverHook | None = None, checkpointer: CheckpointHook | None = None):
         self.store = store
         self.prediction_retention = prediction_retention
         self.prediction_ttl = prediction_ttl
         self.seen_ids_window = seen_ids_window
         self.coalesce_samples = coalesce_samples
         self._recover = recover or restore_from_store
+        self._checkpointer = checkpointer or save_checkpoint
         self.models: dict[str, ManagedModel] = {}
         self.started = False           # the registry has been loaded and every model recovered
         self.closing = False
@@ -259,6 +263,8 @@ class ModelManager:
                                    "characters", f"samples[{i}].id")
         learner = model.learner
         async with model.write_lock:
+            if model.log_uncertain:
+                await self._catch_up_with_log(model)
             keep = np.ones(n, bool)
             duplicates: list[str] = []
             batch_ids: set[str] = set()
@@ -281,7 +287,11 @@ class ModelManager:
                                prediction_id=prediction_id)
             if self.closing or model.status is not ModelStatus.READY:
                 raise NotReady(f"model {name!r} is {model.status.value}")
-            log_id = await self.store.append(name, encode_event(event))   # durable before acknowledged
+            try:
+                log_id = await self.store.append(name, encode_event(event))   # durable before acknowledged
+            except StoreError:
+                model.log_uncertain = True
+                raise
             model.pending_ids.update(batch_ids)
             future = asyncio.wrap_future(learner.submit(LearnJob(kept_pixels, kept_labels, kept_ids, log_id)))
             future.add_done_callback(lambda _f: model.pending_ids.difference_update(batch_ids))
@@ -388,9 +398,27 @@ class ModelManager:
 
     async def checkpoint(self, name: str) -> CheckpointMeta:
         """Save a checkpoint of ``name`` to the store."""
-        export = await self.export_checkpoint(name)
-        return await self.store.save_checkpoint(name, export.blob, step=export.step, last_log_id=export.last_log_id,
-                                                config_digest=export.config_digest)
+        return await self._checkpointer(self, name)
+
+    async def _catch_up_with_log(self, model: ManagedModel) -> None:
+        """After a failed append (e.g. Redis died before replying), learn the log entries past the
+        learner's position — ones that landed although unacknowledged — so memory equals the log
+        again and their ids count as seen. Called under the model's write lock."""
+        last_applied = await self.on_learner(model.name, lambda net: model.learner.last_log_id)  # queue drained
+        async for log_id, blob in self.store.read_log(model.name, last_applied):
+            event = decode_event(blob)
+            labels = np.asarray(event.labels, np.int64)
+            await asyncio.wrap_future(model.learner.submit(LearnJob(event.pixels, labels, event.ids, log_id)))
+            log.warning("learned a log entry whose append had failed", extra={"model": model.name, "log_id": log_id,
+                                                                            "samples": len(event)})
+        model.log_uncertain = False
+
+
+async def save_checkpoint(manager: ModelManager, name: str) -> CheckpointMeta:
+    """Default checkpoint hook: capture the model and save it to the store."""
+    export = await manager.export_checkpoint(name)
+    return await manager.store.save_checkpoint(name, export.blob, step=export.step, last_log_id=export.last_log_id,
+                                               config_digest=export.config_digest)
 
 
 def _count_batch(counters: ModelCounters, samples: int, labels: int, seconds: float) -> None:

@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.stores import DEFAULT_STORE_URL
+
 Scope = Literal["read", "write"]
 
 
@@ -15,7 +17,11 @@ class Settings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="interface to bind")
     port: int = Field(8000, ge=0, le=65535, description="TCP port (0: any free port)")
-    store: str = Field("memory://", description="store URL: memory://, file://DIR or redis://host:port/db")
+    store: str = Field(DEFAULT_STORE_URL, description="store URL: file://DIR (embedded), redis://host:port/db "
+                                                     "or memory:// (nothing survives a restart)")
+    checkpoint_every_samples: int = Field(10_000, ge=1, description="checkpoint a model after this many samples")
+    checkpoint_every_seconds: float = Field(60.0, gt=0, description="checkpoint a changed model at least this often")
+    store_retry_after_seconds: int = Field(1, ge=1, description="Retry-After of a 503 while the store is down")
     api_keys: str = Field("", description='"key:scope,..." with scope read or write; empty disables auth')
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="larger request bodies get 413")
     prediction_retention: int = Field(100_000, ge=0, description="stored predictions kept per model (newest)")

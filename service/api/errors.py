@@ -15,6 +15,9 @@ from service.errors import (FeedbackConflict, InvalidInput, ModelExists, ModelNo
                             PredictionNotFound, ServiceError)
 from service.stores.base import StoreError
 
+# loc entries pydantic adds for the branches of a union (``x: list[int | float]`` → ``x.0.int``)
+_UNION_TAGS = {"int", "float", "str", "bool", "none", "list", "dict"}
+
 STATUS = {InvalidInput: 422, ModelNotFound: 404, PredictionNotFound: 404, ModelExists: 409,
           FeedbackConflict: 409, NotReady: 503}
 
@@ -41,7 +44,7 @@ def format_loc(loc: Sequence[Any]) -> str:
     for part in parts:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif "[" in str(part) or "|" in str(part):   # pydantic's union-branch tags add no information
+        elif "[" in str(part) or "|" in str(part) or part in _UNION_TAGS:   # union-branch tags: no information
             continue
         else:
             out += ("." if out else "") + str(part)
@@ -51,11 +54,15 @@ def format_loc(loc: Sequence[Any]) -> str:
 def invalid_from_validation(errors: list[dict], prefix: Sequence[Any] = ()) -> InvalidInput:
     """The first pydantic error, as an :class:`InvalidInput` naming the field."""
     err = errors[0]
-    field = format_loc((*prefix, *err.get("loc", ())))
     if err.get("type") == "json_invalid":
         return InvalidInput(f"body is not valid JSON: {err.get('ctx', {}).get('error', err['msg'])}", "body")
-    extra = f" ({len(errors) - 1} more error(s))" if len(errors) > 1 else ""
-    return InvalidInput(f"{field}: {err['msg']}{extra}", field)
+    field = format_loc((*prefix, *err.get("loc", ())))
+    # a union reports one error per branch at the same place: merge them into one message
+    same = [e for e in errors if format_loc((*prefix, *e.get("loc", ()))) == field]
+    message = " or ".join(dict.fromkeys(e["msg"] for e in same))
+    rest = len(errors) - len(same)
+    extra = f" ({rest} more error(s))" if rest else ""
+    return InvalidInput(f"{field}: {message}{extra}", field)
 
 
 def error_response(request: Request, status: int, code: str, message: str, field: str | None,
@@ -68,9 +75,14 @@ def error_response(request: Request, status: int, code: str, message: str, field
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    def retry_after(request: Request) -> dict[str, str]:
+        return {"Retry-After": str(request.app.state.settings.store_retry_after_seconds)}
+
     @app.exception_handler(ServiceError)
     async def _service(request: Request, exc: ServiceError):
-        return error_response(request, STATUS.get(type(exc), 400), exc.code, exc.message, exc.field)
+        status = STATUS.get(type(exc), 400)
+        return error_response(request, status, exc.code, exc.message, exc.field,
+                              retry_after(request) if status == 503 else None)
 
     @app.exception_handler(APIError)
     async def _api(request: Request, exc: APIError):
@@ -78,7 +90,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StoreError)
     async def _store(request: Request, exc: StoreError):
-        return error_response(request, 503, "store_unavailable", f"store error: {exc}", None)
+        # nothing was acknowledged (the write was not logged): the client retries after a pause
+        return error_response(request, 503, "store_unavailable", f"store error: {exc}", None, retry_after(request))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):

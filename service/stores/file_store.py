@@ -36,7 +36,7 @@ from urllib.parse import quote, unquote, urlsplit
 from service.stores.base import (CHECKPOINTS_KEPT, CheckpointMeta, CheckpointNotFound, CorruptCheckpoint,
                                  ModelRecord, Store, StoreError, checksum, log_id_key)
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("hebb.store.file")
 
 _RECORD_HEADER = struct.Struct("<IIQ")  # payload length, crc32(seq + payload), seq
 _SEGMENT_SUFFIX = ".seg"

@@ -21,6 +21,7 @@ event twice. A failed command raises :class:`StoreError`; the service answers 50
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import AsyncIterator
 from urllib.parse import parse_qs, urlsplit, urlunsplit
@@ -32,6 +33,8 @@ from redis.retry import Retry
 
 from service.stores.base import (CHECKPOINTS_KEPT, CheckpointMeta, CheckpointNotFound, CorruptCheckpoint,
                                  ModelRecord, Store, StoreError, checksum, log_id_key)
+
+log = logging.getLogger("hebb.store.redis")
 
 _READ_BATCH = 64  # stream entries per XRANGE round trip during replay
 
@@ -89,11 +92,9 @@ class RedisStore(Store):
             self._client_url, socket_timeout=self._socket_timeout, socket_connect_timeout=self._socket_timeout,
             retry=Retry(NoBackoff(), 0), retry_on_timeout=False, decode_responses=False)
         self._append = self._redis.register_script(_APPEND_SCRIPT)
-        try:
-            await self._redis.ping()
-        except RedisError as exc:
-            await self.close()
-            raise StoreError(f"cannot reach Redis at {self.url}: {exc}") from exc
+        # an unreachable Redis is not fatal: recovery waits for it and writes answer 503 meanwhile
+        if not await self.ping():
+            log.warning("Redis is not reachable yet; the service will keep retrying", extra={"store": self.url})
 
     async def close(self) -> None:
         if self._redis is not None:
