@@ -201,7 +201,7 @@ class ModelManager:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise InvalidInput("seed: must be a non-negative integer", "seed")
         if name in self.models:
-            raise ModelExists(f"model {name!r} already exists", "name")
+            raise ModelExists(f"name: model {name!r} already exists", "name")
         try:
             make_config(preset, config or None)
         except ValidationError as exc:
@@ -235,7 +235,7 @@ class ModelManager:
     def get(self, name: str) -> ManagedModel:
         model = self.models.get(name)
         if model is None:
-            raise ModelNotFound(f"model {name!r} not found", "name")
+            raise ModelNotFound(f"name: model {name!r} not found", "name")
         return model
 
     def _ready(self, name: str) -> ManagedModel:
@@ -325,7 +325,7 @@ class ModelManager:
     def get_prediction(self, name: str, prediction_id: str) -> StoredPrediction:
         item = self.get(name).predictions.get(prediction_id)
         if item is None:
-            raise PredictionNotFound(f"prediction {prediction_id!r} of model {name!r} is unknown or expired",
+            raise PredictionNotFound(f"prediction_id: prediction {prediction_id!r} of model {name!r} is unknown or expired",
                                      "prediction_id")
         return item
 
@@ -337,11 +337,11 @@ class ModelManager:
         if label is None or label == -1:
             raise InvalidInput("label: feedback needs a class label", "label")
         if item.feedback_label is not None:
-            raise FeedbackConflict(f"prediction {prediction_id!r} already has feedback", "prediction_id")
+            raise FeedbackConflict(f"prediction_id: prediction {prediction_id!r} already has feedback", "prediction_id")
         outcome = await self.learn(name, item.pixels[None], [label], [feedback_sample_id(prediction_id)],
                                    kind=EventKind.FEEDBACK, prediction_id=prediction_id)
         if outcome.accepted == 0:
-            raise FeedbackConflict(f"prediction {prediction_id!r} already has feedback", "prediction_id")
+            raise FeedbackConflict(f"prediction_id: prediction {prediction_id!r} already has feedback", "prediction_id")
         item.feedback_label = int(label)
         item.feedback_step = outcome.step
         model.counters.feedback_applied += 1

@@ -23,12 +23,12 @@ def _scope_of(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
-        raise APIError(401, "unauthorized", "missing 'Authorization: Bearer <key>' header", "Authorization", _BEARER)
+        raise APIError(401, "unauthorized", "Authorization: missing 'Bearer <key>' header", "Authorization", _BEARER)
     token = token.strip()
     for key, scope in keys.items():
         if hmac.compare_digest(key.encode(), token.encode()):
             return scope
-    raise APIError(401, "unauthorized", "unknown API key", "Authorization", _BEARER)
+    raise APIError(401, "unauthorized", "Authorization: unknown API key", "Authorization", _BEARER)
 
 
 def require_read(request: Request) -> str:
@@ -38,7 +38,7 @@ def require_read(request: Request) -> str:
 def require_write(request: Request) -> str:
     scope = _scope_of(request)
     if scope != "write":
-        raise APIError(403, "forbidden", "this API key may only read and predict (needs a write key)",
+        raise APIError(403, "forbidden", "Authorization: this API key may only read and predict (needs a write key)",
                        "Authorization")
     return scope
 

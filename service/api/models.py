@@ -80,6 +80,8 @@ def parse_samples(body: bytes, content_type: str) -> list[SampleIn]:
                 samples.append(SampleIn.model_validate_json(line))
             except ValidationError as exc:
                 invalid = invalid_from_validation(list(exc.errors()), ("samples", len(samples)))
+                if _malformed(exc):
+                    raise APIError(400, "malformed_body", f"line {number + 1}: {invalid.message}", "body") from exc
                 raise InvalidInput(f"line {number + 1}: {invalid.message}", invalid.field) from exc
         if not samples:
             raise InvalidInput("samples: the NDJSON body holds no sample", "samples")
@@ -91,7 +93,14 @@ def parse_samples(body: bytes, content_type: str) -> list[SampleIn]:
     try:
         return SamplesIn.model_validate_json(body).samples
     except ValidationError as exc:
-        raise invalid_from_validation(list(exc.errors())) from exc
+        invalid = invalid_from_validation(list(exc.errors()))
+        if _malformed(exc):
+            raise APIError(400, "malformed_body", invalid.message, "body") from exc
+        raise invalid from exc
+
+
+def _malformed(exc: ValidationError) -> bool:
+    return exc.errors()[0].get("type") == "json_invalid"
 
 
 @router.post("/{name}/samples", response_model=SamplesOut, dependencies=[Write], openapi_extra=_SAMPLES_BODY)
