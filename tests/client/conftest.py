@@ -45,12 +45,13 @@ class LiveServer:
         return self.log_path.read_text(errors="replace")[-4000:]
 
 
-def start_server(tmp_dir: Path, env_extra: dict[str, str] | None = None, timeout: float = 60.0) -> LiveServer:
-    port = free_port()
-    log_path = tmp_dir / f"server-{port}.log"
-    env = {**os.environ, "HEBB_API_KEYS": f"{WRITE_KEY}:write,{READ_KEY}:read", "HEBB_LOG_FORMAT": "text",
-           "HEBB_ACCESS_LOG": "false", **(env_extra or {})}
-    env.pop("HEBB_STORE", None)
+def start_server(tmp_dir: Path, env_extra: dict[str, str] | None = None, timeout: float = 60.0,
+                 port: int | None = None) -> LiveServer:
+    port = port or free_port()
+    log_path = tmp_dir / f"server-{port}-{time.monotonic_ns()}.log"
+    env = {**os.environ, "HEBB_STORE": "memory://"}  # nothing written to disk unless a test asks for a store
+    env.update({"HEBB_API_KEYS": f"{WRITE_KEY}:write,{READ_KEY}:read", "HEBB_LOG_FORMAT": "text",
+                "HEBB_ACCESS_LOG": "false", **(env_extra or {})})
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
@@ -86,6 +87,21 @@ def live_server(tmp_path_factory):
     server = start_server(tmp_path_factory.mktemp("hebb-server"))
     yield server
     stop_server(server)
+
+
+@pytest.fixture
+def server_factory(tmp_path):
+    """``start(env_extra=None, port=None)`` → a fresh ``hebb serve`` process, stopped after the test."""
+    started: list[LiveServer] = []
+
+    def start(env_extra: dict[str, str] | None = None, port: int | None = None) -> LiveServer:
+        server = start_server(tmp_path, env_extra, port=port)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        stop_server(server)
 
 
 @pytest.fixture

@@ -4,6 +4,8 @@ type, and retries through injected faults that never learn a sample twice."""
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -260,3 +262,45 @@ def test_feedback_is_not_blindly_resent_after_a_lost_answer(live_server, fault_p
     with connect() as direct:
         assert direct.get_model(model_name).labels_seen == 1  # learned once, not resent
         assert direct.model(model_name).get_prediction(prediction_id).feedback == int(y[0])
+
+
+def test_learning_rides_out_a_server_killed_and_restarted_mid_stream(live_server, server_factory, tmp_path,
+                                                                      model_name, mnist, connect):
+    """kill -9 while a batch is in flight, restart on the same port from the durable file store: the
+    SDK retries through refused connections and 503s (recovering), and the result equals an
+    undisturbed run."""
+    X, y = mnist["train_images"][:1536], mnist["train_labels"][:1536]
+    with connect() as direct:
+        direct.create_model(model_name, preset=PRESET, seed=4)
+        direct.model(model_name).learn(X, y, batch_size=64)
+        calm = direct.get_model(model_name)
+
+    durable = {"HEBB_STORE": f"file://{tmp_path / 'store'}"}
+    server = server_factory(durable)
+    with connect(server.url) as setup:
+        setup.create_model(model_name, preset=PRESET, seed=4)
+    outcome: dict = {}
+
+    def stream() -> None:
+        try:
+            with connect(server.url, retries=30, max_backoff=0.5) as client:
+                outcome["predictions"] = client.model(model_name).learn(X, y, batch_size=64)
+        except BaseException as exc:  # reported by the main thread
+            outcome["error"] = exc
+
+    streamer = threading.Thread(target=stream)
+    streamer.start()
+    with connect(server.url) as probe:
+        while probe.get_model(model_name).samples_seen < 500 and streamer.is_alive():
+            time.sleep(0.01)
+    assert streamer.is_alive(), "the stream must still be running when the server dies"
+    server.process.kill()              # SIGKILL: no graceful drain
+    server.process.wait()
+    server_factory(durable, port=int(server.url.rsplit(":", 1)[1]))
+    streamer.join(timeout=240)
+    assert not streamer.is_alive()
+    assert "error" not in outcome, outcome.get("error")
+    with connect(server.url) as client:
+        stormy = client.get_model(model_name)
+    assert stormy.samples_seen == calm.samples_seen == 1536
+    assert stormy.state_digest == calm.state_digest
