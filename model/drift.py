@@ -126,3 +126,24 @@ def guarded_learn(readout, detector: DriftDetector, F: np.ndarray, labels: np.nd
             readout.reset()
         start = stop
     return scores
+
+
+class GuardedReadout:
+    """A readout whose ``learn_many`` runs under a drift detector (see :func:`guarded_learn`).
+
+    Everything else (weights, scores, state arrays, counters) is the wrapped readout's: reads and
+    writes of those attributes go straight through, so the network treats it as the readout itself.
+    """
+
+    def __init__(self, readout, detector: DriftDetector):
+        object.__setattr__(self, "inner", readout)
+        object.__setattr__(self, "detector", detector)
+
+    def learn_many(self, F: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        return guarded_learn(self.inner, self.detector, F, labels)
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def __setattr__(self, name: str, value) -> None:
+        setattr(self.inner, name, value)

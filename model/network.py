@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from model.config import DEFAULT_PRESET, PRESETS, NetworkConfig, make_config
-from model.drift import DriftDetector, guarded_learn
+from model.drift import DriftDetector, GuardedReadout
 from model.layers import CompetitiveLayer
 from model.readout import make_readout
 from model.state import StateError, digest_state, load_state, pack_state
@@ -57,6 +57,8 @@ class Network:
         self.readout = make_readout(config.readout, self.n_features, config.classes)
         self.drift = (DriftDetector(config.readout.drift_tolerance, config.readout.drift_threshold)
                       if config.readout.drift_detector == "page-hinkley" else None)
+        if self.drift is not None:
+            self.readout = GuardedReadout(self.readout, self.drift)
         self.samples_seen = 0
         self.labels_seen = 0
         self.correct = 0
@@ -105,8 +107,7 @@ class Network:
                 feats.append(f)
             chunk_labels = labels[start:stop]
             F = self._features(feats)
-            scores = (self.readout.learn_many(F, chunk_labels) if self.drift is None
-                      else guarded_learn(self.readout, self.drift, F, chunk_labels))
+            scores = self.readout.learn_many(F, chunk_labels)
             preds[start:stop] = scores.argmax(axis=1)
             probas[start:stop] = self._proba(scores)
             labeled = chunk_labels >= 0
