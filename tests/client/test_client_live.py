@@ -304,3 +304,14 @@ def test_learning_rides_out_a_server_killed_and_restarted_mid_stream(live_server
         stormy = client.get_model(model_name)
     assert stormy.samples_seen == calm.samples_seen == 1536
     assert stormy.state_digest == calm.state_digest
+
+
+def test_delete_resent_after_a_lost_answer_succeeds(live_server, fault_proxy, model_name, connect):
+    with connect() as direct:
+        direct.create_model(model_name, preset=PRESET)
+    fault_proxy.script(f"/v1/models/{model_name}", ("drop_after",))
+    with connect(fault_proxy.url) as flaky:
+        flaky.delete_model(model_name)      # deleted by the first attempt; the resend's 404 means done
+        with pytest.raises(NotFound):
+            flaky.delete_model(model_name)  # a plain 404 is still an error
+    assert fault_proxy.applied == [("drop_after",)]

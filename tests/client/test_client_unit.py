@@ -270,3 +270,15 @@ def test_sync_and_async_clients_expose_the_same_methods():
     assert public(hebb_client.Model) == public(hebb_client.AsyncModel)
     for name in public(hebb_client.AsyncModel) - {"client", "name"}:
         assert asyncio.iscoroutinefunction(getattr(hebb_client.AsyncModel, name)), name
+
+
+def test_a_delete_resent_after_a_lost_answer_accepts_404_as_done(sleeps):
+    script = Script(httpx.ReadError("connection reset"), answer(404, {"detail": "model 'm' not found"}))
+    with make_client(script) as client:
+        assert client.delete_model("m") is None
+    assert [r.method for r in script.requests] == ["DELETE", "DELETE"]
+    # a 404 to a first attempt, or after a refusal that proves nothing was done, is an error
+    for first in (answer(404, {"detail": "model 'm' not found"}), answer(503)):
+        script = Script(first, answer(404, {"detail": "model 'm' not found"}))
+        with make_client(script) as client, pytest.raises(NotFound):
+            client.delete_model("m")

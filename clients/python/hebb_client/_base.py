@@ -55,6 +55,9 @@ class Request:
     idempotent: bool = True
     # statuses returned to the caller as answers instead of being retried or raised
     accept: frozenset[int] = field(default_factory=frozenset)
+    # statuses that mean success when they answer a resend after an ambiguous failure (the lost
+    # attempt may have done the work: a DELETE resent after a dropped answer finds nothing: 404)
+    done_on_resend: frozenset[int] = field(default_factory=frozenset)
 
 
 @dataclass(frozen=True)
@@ -185,16 +188,18 @@ class BaseClient:
         """Send ``request`` until it gets a definite answer; return that response (2xx or one of
         ``request.accept``), raise its typed error, or raise :class:`Unavailable` when retries run out."""
         policy = self.retry_policy
+        ambiguous = False  # has an earlier attempt possibly reached the server?
         for attempt in range(policy.retries + 1):
             outcome = yield request
             response = outcome if isinstance(outcome, httpx.Response) else None
             if response is not None:
                 status = response.status_code
-                if status < 400 or status in request.accept:
+                if status < 400 or status in request.accept or (ambiguous and status in request.done_on_resend):
                     return response
                 retryable = RETRY_STATUSES if request.idempotent else SAFE_RETRY_STATUSES
                 if status not in retryable:
                     raise_for_status(response)
+                ambiguous = ambiguous or status not in SAFE_RETRY_STATUSES
                 problem = f"HTTP {status}"
             else:
                 if not request.idempotent and not isinstance(outcome, NOT_SENT_ERRORS):
@@ -202,6 +207,7 @@ class BaseClient:
                         f"{request.method} {request.path}: connection lost after sending ({outcome!r}); "
                         "not retried because the call is not idempotent"
                     ) from outcome
+                ambiguous = ambiguous or not isinstance(outcome, NOT_SENT_ERRORS)
                 problem = repr(outcome)
             if attempt == policy.retries:
                 if response is not None:
@@ -262,7 +268,7 @@ class BaseClient:
         return [ModelInfo.from_json(item) for item in items]
 
     def _op_delete_model(self, name: str) -> Operation:
-        yield from self._call(Request("DELETE", model_path(name)))
+        yield from self._call(Request("DELETE", model_path(name), done_on_resend=frozenset({404})))
         return None
 
     def _op_learn(self, name: str, X: Any, y: Any = None, ids: Sequence[str] | None = None,
@@ -334,7 +340,8 @@ class BaseClient:
         return data
 
     def _op_checkpoint(self, name: str) -> Operation:
-        data = yield from self._call_json(Request("POST", model_path(name, "checkpoints"), idempotent=False))
+        # resending at worst writes one more checkpoint of the same state
+        data = yield from self._call_json(Request("POST", model_path(name, "checkpoints")))
         return data
 
     def _op_checkpoints(self, name: str) -> Operation:
