@@ -42,12 +42,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
                                recover=durability.recover, checkpointer=durability.checkpoint)
         app.state.manager = manager
         app.state.durability = durability
-
-        async def recover_then_schedule() -> None:
-            await manager.start()
-            durability.start(manager)
-
-        recovery = asyncio.create_task(recover_then_schedule(), name="hebb-recovery")
+        recovery = asyncio.create_task(durability.recover_then_schedule(manager), name="hebb-recovery")
         log.info("service starting", extra={"store": store.url, "auth": bool(api_keys), "version": __version__})
         try:
             yield

@@ -247,6 +247,20 @@ class Durability:
                 log.warning("scheduled checkpoint failed", extra={"model": name, "error": str(exc)})
         return done
 
+    async def recover_then_schedule(self, manager: "ModelManager") -> None:
+        """Startup: recover every model (waiting for the store if it is unreachable), then start
+        the checkpoint scheduler. Run as a background task so /healthz answers meanwhile."""
+        while True:
+            try:
+                await manager.start()
+                break
+            except StoreError as exc:    # the registry could not be read: nothing is registered yet
+                log.warning("store unreachable at startup, retrying",
+                            extra={"error": str(exc), "retry_in": self.store_retry_seconds})
+                await asyncio.sleep(self.store_retry_seconds)
+        manager.recovery_error = None
+        self.start(manager)
+
     def start(self, manager: "ModelManager") -> None:
         """Start the background scheduler (after recovery)."""
         tick = min(1.0, self.every_seconds / 4)

@@ -3,12 +3,23 @@ and a ``store`` fixture parametrized over the durable backends so one suite runs
 
 from __future__ import annotations
 
+import base64
+import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
+from pathlib import Path
+from types import SimpleNamespace
 
+import httpx
 import pytest
 
-from service.redis_process import RedisProcess
+from service.redis_process import RedisProcess, free_port
 from service.stores import make_store
+
+REPO = Path(__file__).resolve().parents[2]
 
 DURABLE_BACKENDS = ["file", "redis"]
 
@@ -56,3 +67,130 @@ async def store(durable_url):
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+# ----------------------------------------------------------------------------- the real service
+
+
+class ServiceProcess:
+    """``hebb serve --store URL`` in a subprocess on a fixed port, so it can be killed with SIGKILL
+    and started again at the same address (clients keep retrying the same URL)."""
+
+    def __init__(self, store_url: str, workdir: Path, env: dict[str, str] | None = None):
+        self.store_url = store_url
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("HEBB_") or k == "HEBB_DATA_DIR"}
+        self.env = {**inherited, "PYTHONPATH": str(REPO), "HEBB_ACCESS_LOG": "false", **(env or {})}
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self) -> "ServiceProcess":
+        self.starts += 1
+        self.log_path = self.workdir / f"service-{self.port}-{self.starts}.log"
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(self.port),
+                                      "--store", self.store_url], cwd=self.workdir, env=self.env,
+                                     stdout=self._log, stderr=subprocess.STDOUT)
+        return self
+
+    def wait_ready(self, timeout: float = 90.0) -> dict:
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"service exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                r = httpx.get(self.url + "/readyz", timeout=2.0)
+                last = r.json()
+                if r.status_code == 200:
+                    return last
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"service not ready after {timeout}s (last /readyz {last}):\n{self.log()}")
+
+    def kill9(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self._log.close()
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """SIGTERM: graceful shutdown (drain, final checkpoints)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+    def log(self) -> str:
+        self._log.flush()
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.workdir.glob(f"service-{self.port}-*.log")))
+
+
+@pytest.fixture
+def service_factory(tmp_path):
+    """``make(store_url, **env)`` → a started ServiceProcess; every one is stopped at teardown."""
+    made: list[ServiceProcess] = []
+
+    def make(store_url: str, **env: str) -> ServiceProcess:
+        svc = ServiceProcess(store_url, tmp_path, {k: str(v) for k, v in env.items()}).start()
+        made.append(svc)
+        return svc
+
+    yield make
+    for svc in made:
+        if svc.proc is not None and svc.proc.poll() is None:
+            svc.proc.kill()
+            svc.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def stream(mnist):
+    """The durability stream: the first 3,000 MNIST training samples, each with a stable id."""
+    X = mnist["train_images"][:3000].reshape(-1, 784)
+    y = mnist["train_labels"][:3000]
+    return SimpleNamespace(X=X, y=y, ids=[f"s{i:05d}" for i in range(len(X))])
+
+
+def batch_body(stream, start: int, stop: int) -> dict:
+    return {"samples": [{"id": stream.ids[i], "label": int(stream.y[i]),
+                         "x_b64": base64.b64encode(stream.X[i].tobytes()).decode()} for i in range(start, stop)]}
+
+
+@pytest.fixture(scope="session")
+def reference_digest(stream):
+    """``digest(n)``: state digest of an uninterrupted in-process run over the first n samples."""
+    from model import Network
+
+    cache: dict[tuple[str, int], str] = {}
+
+    def digest(n: int, preset: str = "mnist-shallow") -> str:
+        if (preset, n) not in cache:
+            net = Network(preset, seed=0)
+            net.learn_many(stream.X[:n], stream.y[:n])
+            cache[(preset, n)] = net.state_digest()
+        return cache[(preset, n)]
+
+    return digest
+
+
+@pytest.fixture(scope="session")
+def helpers():
+    """Functions for test modules (conftest modules are not importable under --import-mode=importlib)."""
+    return SimpleNamespace(batch_body=batch_body, ServiceProcess=ServiceProcess)
+
+
+@pytest.fixture
+def service_store(backend, tmp_path, request):
+    """A store URL for a service under test, with the handle to corrupt/inspect it: for Redis a
+    private AOF server (the test may stop it), for files a directory."""
+    if backend == "redis":
+        server = request.getfixturevalue("redis_server")
+        return SimpleNamespace(backend=backend, url=server.url, redis=server)
+    return SimpleNamespace(backend=backend, url=f"file://{tmp_path / 'hebb-data'}", redis=None)

@@ -1,0 +1,198 @@
+"""Durability policy in-process (ModelManager + Durability over the file and Redis stores): the
+checkpoint schedule, log trimming, refusal of incompatible checkpoints, gap detection, and catching
+up after an append whose reply was lost."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import numpy as np
+import pytest
+
+from service.durability import Durability, IncompatibleCheckpoint, RecoveryError
+from service.events import CHECKPOINT_MAGIC, CHECKPOINT_VERSION, CheckpointPayload, encode_checkpoint
+from service.manager import ModelManager
+from service.stores import ModelRecord, StoreError, log_id_key, make_store
+
+pytestmark = pytest.mark.anyio
+
+
+@contextlib.asynccontextmanager
+async def running(url: str, store=None, **durability):
+    """A service layer without HTTP: store + recovered manager + durability; shut down gracefully."""
+    store = store or make_store(url)
+    await store.open()
+    d = Durability(**durability)
+    manager = ModelManager(store, recover=d.recover, checkpointer=d.checkpoint)
+    try:
+        await manager.start()
+        yield manager, d
+        await d.close(manager)
+        await manager.close()
+    finally:
+        await store.close()
+
+
+async def learn(manager, stream, start, stop, name="m"):
+    return await manager.learn(name, stream.X[start:stop], stream.y[start:stop].tolist(), stream.ids[start:stop])
+
+
+async def digest(manager, name="m"):
+    return (await manager.info(name))["state_digest"]
+
+
+async def test_scheduler_checkpoints_every_n_samples_or_t_seconds(durable_url, stream):
+    async with running(durable_url, every_samples=250, every_seconds=3600) as (manager, d):
+        await manager.create_model("m", "mnist-shallow")
+        assert await d.run_due_checkpoints(manager) == []          # nothing learned yet
+        await learn(manager, stream, 0, 200)
+        assert await d.run_due_checkpoints(manager) == []          # 200 < 250 and the hour is not over
+        await learn(manager, stream, 200, 300)
+        assert await d.run_due_checkpoints(manager) == ["m"]
+        assert [c.step for c in await manager.store.list_checkpoints("m")] == [300]
+        await learn(manager, stream, 300, 310)
+        assert await d.run_due_checkpoints(manager) == []
+        d._progress_of("m").at = time.monotonic() - 3601          # the time interval has passed
+        assert await d.run_due_checkpoints(manager) == ["m"]
+        assert [c.step for c in await manager.store.list_checkpoints("m")] == [310, 300]
+        await learn(manager, stream, 310, 320)
+    # graceful shutdown checkpoints what changed since
+    async with running(durable_url) as (manager, d):
+        assert [c.step for c in await manager.store.list_checkpoints("m")] == [320, 310, 300]
+        assert d.last_recovery["m"]["replayed_samples"] == 0
+        await d.close(manager)                                    # unchanged: no new checkpoint
+        assert len(await manager.store.list_checkpoints("m")) == 3
+
+
+async def test_log_is_trimmed_only_through_the_oldest_kept_checkpoint(durable_url, stream, reference_digest):
+    async with running(durable_url, checkpoint_on_shutdown=False) as (manager, d):
+        await manager.create_model("m", "mnist-shallow")
+        for i in range(5):
+            await learn(manager, stream, i * 100, i * 100 + 100)
+            await manager.checkpoint("m")
+        await learn(manager, stream, 500, 550)
+        kept = await manager.store.list_checkpoints("m")
+        assert [c.step for c in kept] == [500, 400, 300]
+        remaining = [log_id async for log_id, _ in manager.store.read_log("m")]
+        assert remaining and log_id_key(remaining[0]) > log_id_key(kept[-1].last_log_id)
+        assert len(remaining) == 3      # the batches after the oldest kept checkpoint (step 300)
+    # the two newest checkpoints are damaged: the oldest one plus the untrimmed log still recover exactly
+    async with running(durable_url, checkpoint_on_shutdown=False) as (manager, d):
+        for meta in kept[:2]:
+            await corrupt(manager.store, "m", meta.id)
+    async with running(durable_url) as (manager, d):
+        assert d.last_recovery["m"]["checkpoint"] == kept[2].id
+        assert d.last_recovery["m"]["skipped_checkpoints"] == [kept[0].id, kept[1].id]
+        assert d.last_recovery["m"]["replayed_samples"] == 250
+        assert await digest(manager) == reference_digest(550)
+
+
+async def corrupt(store, name, checkpoint_id):
+    if hasattr(store, "_checkpoint_dir"):
+        path = store._checkpoint_dir(name) / f"{checkpoint_id}.ckpt"
+        path.write_bytes(path.read_bytes()[:-1] + b"\x00")
+    else:
+        key = store._blob_key(name, checkpoint_id)
+        await store.redis.set(key, (await store.redis.get(key))[:-1] + b"\x00")
+
+
+async def test_checkpoint_of_another_config_is_refused(durable_url, stream):
+    async with running(durable_url) as (manager, d):
+        await manager.create_model("m", "mnist-shallow")
+        await learn(manager, stream, 0, 100)
+    # the registry record now says another config (e.g. edited by hand or a changed preset)
+    store = make_store(durable_url)
+    await store.open()
+    record = (await store.list_models())[0]
+    await store.save_model(ModelRecord(record.name, record.preset, {"readout": {"solve_every": 123}}, record.seed,
+                                       record.created_at))
+    d = Durability()
+    manager = ModelManager(store, recover=d.recover, checkpointer=d.checkpoint)
+    with pytest.raises(IncompatibleCheckpoint, match="refusing"):
+        await manager.start()
+    assert "IncompatibleCheckpoint" in manager.recovery_error and not manager.ready
+    await manager.close()
+    await store.close()
+
+
+async def test_checkpoint_of_another_format_version_is_refused_not_skipped(durable_url, stream):
+    async with running(durable_url) as (manager, d):
+        await manager.create_model("m", "mnist-shallow")
+        await learn(manager, stream, 0, 100)
+        export = await manager.export_checkpoint("m")
+    blob = encode_checkpoint(CheckpointPayload(b"", [], export.last_log_id))
+    assert blob[:5] == CHECKPOINT_MAGIC + bytes([CHECKPOINT_VERSION])
+    future = blob[:4] + bytes([CHECKPOINT_VERSION + 1]) + blob[5:-4]
+    import struct
+    import zlib
+    future += struct.pack("<I", zlib.crc32(future))      # intact, just newer
+    store = make_store(durable_url)
+    await store.open()
+    await store.save_checkpoint("m", future, step=100, last_log_id=export.last_log_id,
+                                config_digest=export.config_digest)
+    d = Durability()
+    manager = ModelManager(store, recover=d.recover, checkpointer=d.checkpoint)
+    with pytest.raises(IncompatibleCheckpoint, match="version"):
+        await manager.start()
+    await manager.close()
+    await store.close()
+
+
+async def test_a_log_gap_is_reported_not_papered_over(durable_url, stream):
+    async with running(durable_url) as (manager, d):
+        await manager.create_model("m", "mnist-shallow")
+        await learn(manager, stream, 0, 100)
+        meta = await manager.checkpoint("m")
+        await learn(manager, stream, 100, 200)
+        await manager.checkpoint("m")
+        await manager.store.trim_log("m", (await manager.store.latest_checkpoint("m")).last_log_id)
+        for m in await manager.store.list_checkpoints("m"):
+            await corrupt(manager.store, "m", m.id)
+    assert meta.step == 100
+    d = Durability()
+    store = make_store(durable_url)
+    await store.open()
+    manager = ModelManager(store, recover=d.recover, checkpointer=d.checkpoint)
+    with pytest.raises(RecoveryError, match="trimmed"):
+        await manager.start()
+    await manager.close()
+    await store.close()
+
+
+class LosesOneAppendReply:
+    """Wraps a store: the first append after ``arm()`` lands in the log, but its caller gets an
+    error (as when Redis dies between writing the entry and replying)."""
+
+    def __init__(self, store):
+        self._store = store
+        self.armed = False
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    def arm(self):
+        self.armed = True
+
+    async def append(self, name, event):
+        log_id = await self._store.append(name, event)
+        if self.armed:
+            self.armed = False
+            raise StoreError("connection lost before the reply")
+        return log_id
+
+
+async def test_an_append_that_landed_without_reply_is_learned_once(durable_url, stream, reference_digest):
+    store = LosesOneAppendReply(make_store(durable_url))
+    async with running(durable_url, store=store) as (manager, d):
+        await manager.create_model("m", "mnist-shallow")
+        await learn(manager, stream, 0, 100)
+        store.arm()
+        with pytest.raises(StoreError):
+            await learn(manager, stream, 100, 200)       # logged, but the client saw a failure
+        retry = await learn(manager, stream, 100, 200)   # the client retries the same ids
+        assert retry.accepted == 0 and len(retry.duplicates) == 100
+        await learn(manager, stream, 200, 300)
+        assert await digest(manager) == reference_digest(300)
+    async with running(durable_url) as (manager, d):   # and the log replays to the same state
+        assert await digest(manager) == reference_digest(300)
