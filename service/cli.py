@@ -13,6 +13,7 @@ COMMANDS = {
     "loadtest": ("service.loadtest", "measure a running service's ingest rate and predict latency"),
     "stream": ("service.stream", "stream an IDX dataset into a running service through the SDK"),
     "compare": ("model.compare", "Hebb against River and scikit-learn on the same stream"),
+    "bench-durability": ("service.durability_bench", "ingest rate per store, checkpoint and recovery times"),
 }
 
 
