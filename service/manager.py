@@ -12,11 +12,13 @@ import asyncio
 import enum
 import logging
 import re
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Sequence
 
+import numba
 import numpy as np
 from pydantic import ValidationError
 
@@ -308,6 +310,7 @@ class ModelManager:
             raise InvalidInput(f"inputs: expected uint8 pixels of shape [n, {model.input_size}]", "inputs")
         snapshot = model.learner.snapshot
         if len(pixels) <= INLINE_PREDICT_SAMPLES:
+            _serial_kernels()
             probas = snapshot.predict_proba_many(pixels)
         else:
             probas = await asyncio.to_thread(snapshot.predict_proba_many, pixels)
@@ -419,6 +422,19 @@ async def save_checkpoint(manager: ModelManager, name: str) -> CheckpointMeta:
     export = await manager.export_checkpoint(name)
     return await manager.store.save_checkpoint(name, export.blob, step=export.step, last_log_id=export.last_log_id,
                                                config_digest=export.config_digest)
+
+
+_thread_state = threading.local()
+
+
+def _serial_kernels() -> None:
+    """Run numba's parallel kernels single-threaded on this (event loop) thread. A parallel region
+    for one sample costs more than it saves, and on a busy machine its barrier waits for descheduled
+    OpenMP threads: measured p50 28 ms vs 0.35 ms for one mnist prediction. Thread-local setting;
+    large batches still run in parallel on worker threads."""
+    if not getattr(_thread_state, "serial", False):
+        numba.set_num_threads(1)
+        _thread_state.serial = True
 
 
 def _count_batch(counters: ModelCounters, samples: int, labels: int, seconds: float) -> None:

@@ -1,4 +1,7 @@
-"""Dependencies: the manager, and bearer-key auth with read/write scopes."""
+"""Dependencies: the manager, and bearer-key auth with read/write scopes.
+
+All are ``async def``: FastAPI runs plain ``def`` dependencies in its threadpool, a thread hop per
+dependency per request (that was most of a prediction's server time)."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from service.manager import ModelManager
 _BEARER = {"WWW-Authenticate": "Bearer"}
 
 
-def get_manager(request: Request) -> ModelManager:
+async def get_manager(request: Request) -> ModelManager:
     return request.app.state.manager
 
 
@@ -31,11 +34,11 @@ def _scope_of(request: Request) -> str | None:
     raise APIError(401, "unauthorized", "Authorization: unknown API key", "Authorization", _BEARER)
 
 
-def require_read(request: Request) -> str:
+async def require_read(request: Request) -> str:
     return _scope_of(request)
 
 
-def require_write(request: Request) -> str:
+async def require_write(request: Request) -> str:
     scope = _scope_of(request)
     if scope != "write":
         raise APIError(403, "forbidden", "Authorization: this API key may only read and predict (needs a write key)",

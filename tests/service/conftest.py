@@ -71,8 +71,9 @@ class Server:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
-    """No auth, in-memory store, a 4 MiB body limit (the 413 test sends more)."""
-    srv = Server(tmp_path_factory.mktemp("srv"), {"HEBB_MAX_BODY_BYTES": str(4 * 1024 * 1024)})
+    """No auth, the default (file) store in a temp dir, a 4 MiB body limit (the 413 test sends more)."""
+    tmp = tmp_path_factory.mktemp("srv")
+    srv = Server(tmp, {"HEBB_MAX_BODY_BYTES": str(4 * 1024 * 1024), "HEBB_STORE": f"file://{tmp / 'data'}"})
     yield srv
     srv.stop()
 
@@ -81,7 +82,7 @@ def server(tmp_path_factory):
 def auth_server(tmp_path_factory):
     """API keys on, and only 2 stored predictions per model (so older ones expire)."""
     srv = Server(tmp_path_factory.mktemp("auth"), {"HEBB_API_KEYS": f"{WRITE_KEY}:write,{READ_KEY}:read",
-                                                   "HEBB_PREDICTION_RETENTION": "2"})
+                                                   "HEBB_PREDICTION_RETENTION": "2", "HEBB_STORE": "memory://"})
     yield srv
     srv.stop()
 
