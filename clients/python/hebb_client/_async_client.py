@@ -39,7 +39,7 @@ class AsyncClient(BaseClient):
 
     async def _send(self, request: Request) -> httpx.Response | httpx.TransportError:
         try:
-            return await self._http.request(request.method, request.path, json=request.json, params=request.params)
+            return await self._http.request(request.method, request.path, json=request.json)
         except httpx.TransportError as exc:
             return exc
 

@@ -50,7 +50,6 @@ class Request:
     method: str
     path: str
     json: Any = None
-    params: dict[str, Any] | None = None
     # may the request be sent again after an ambiguous failure (lost response, 502/504)?
     idempotent: bool = True
     # statuses returned to the caller as answers instead of being retried or raised
@@ -72,8 +71,9 @@ Operation = Generator[Step, Any, Any]
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with jitter: attempt k waits ``backoff * 2**k`` (at most ``max_backoff``),
-    or the server's ``Retry-After`` when it gives one (at most ``max_retry_after``)."""
+    """Exponential backoff with jitter: after failed attempt k (from 0) wait between half and all of
+    ``backoff * 2**k`` (capped at ``max_backoff``), or the server's ``Retry-After`` when it gives
+    one (capped at ``max_retry_after``)."""
 
     retries: int = 5
     backoff: float = 0.25

@@ -43,7 +43,7 @@ class Client(BaseClient):
 
     def _send(self, request: Request) -> httpx.Response | httpx.TransportError:
         try:
-            return self._http.request(request.method, request.path, json=request.json, params=request.params)
+            return self._http.request(request.method, request.path, json=request.json)
         except httpx.TransportError as exc:
             return exc
 
