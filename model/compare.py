@@ -20,6 +20,7 @@ processes that run them.
 from __future__ import annotations
 
 import argparse
+import base64
 import importlib.util
 import json
 import multiprocessing
@@ -304,6 +305,9 @@ def markdown_report(report: dict[str, Any]) -> str:
             lines.append(f"| {s['name']} | " + " | ".join(cells) + f" | {_fmt(s['recovery_samples'], '{:,}')} |")
         lines += ["", f"`recovery_samples` (hebb-mnist): {_fmt(report['recovery_samples'], '{:,}')}"]
     lines += ["", f"Machine: {report['machine']}. Command: `{report['command']}`"]
+    for command in dict.fromkeys(s["reused_from"] for s in ok if "reused_from" in s):
+        names = ", ".join(s["name"] for s in ok if s.get("reused_from") == command)
+        lines.append(f"Reused from an earlier run of the same stream (`{command}`): {names}.")
     return "\n".join(lines) + "\n"
 
 
@@ -342,15 +346,42 @@ def machine_description() -> str:
     return f"{os.cpu_count()} cores {cpu}, {mem_gib:.0f} GiB, Python {platform.python_version()}"
 
 
+def encode_bits(correct: np.ndarray) -> str:
+    """Per-sample correctness, packed for the JSON report (so a later run can reuse it)."""
+    return base64.b64encode(np.packbits(correct.astype(bool)).tobytes()).decode()
+
+
+def decode_bits(text: str, count: int) -> np.ndarray:
+    return np.unpackbits(np.frombuffer(base64.b64decode(text), np.uint8), count=count).astype(bool)
+
+
+# settings that must match for an earlier report's systems to be reused in a new one
+_REUSE_KEYS = ("scenario", "train_samples", "test_samples", "seed", "slow_limit", "mlp_batch")
+
+
+def reusable_results(previous: dict[str, Any], current: dict[str, Any], skip: list[str]) -> list[dict[str, Any]]:
+    """The systems of an earlier report (minus ``skip``) if it was made with the same settings."""
+    mismatched = [k for k in _REUSE_KEYS if previous.get(k) != current[k]]
+    if mismatched:
+        raise ValueError("the reused report differs in " + ", ".join(
+            f"{k} ({previous.get(k)!r} vs {current[k]!r})" for k in mismatched))
+    return [dict(s, reused_from=previous.get("command", "")) for s in previous["systems"]
+            if s["name"] not in skip and "error" not in s and "correct_bits" in s]
+
+
 def compare(data_dir: str, scenario: str, limit: int | None, systems: list[str], seed: int = 0,
             slow_limit: int | None = DEFAULT_SLOW_LIMIT, mlp_batch: int = 1, window: int = DEFAULT_WINDOW,
-            processes: int = 1, test_limit: int | None = None,
-            command: str = "") -> tuple[dict[str, Any], dict[str, np.ndarray], Stream]:
+            processes: int = 1, test_limit: int | None = None, command: str = "",
+            reuse: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray], Stream]:
     """Run ``systems`` on ``scenario``; returns the report, each system's per-sample correctness
-    and the (full-length) stream."""
+    and the (full-length) stream. With ``reuse`` (an earlier report of the same settings), that
+    report's other systems are added to this one without being run again."""
     from model.data import load_dataset
 
     stream = build_stream(load_dataset(data_dir), scenario, limit, seed)
+    settings = {"scenario": scenario, "train_samples": len(stream), "test_samples": len(stream.test_labels[:test_limit]),
+                "seed": seed, "slow_limit": slow_limit, "mlp_batch": mlp_batch}
+    reused = reusable_results(reuse, settings, systems) if reuse is not None else []
     jobs = []
     for name in systems:
         system_limit = limit
@@ -364,6 +395,7 @@ def compare(data_dir: str, scenario: str, limit: int | None, systems: list[str],
             continue
         correct = result.pop("correct")
         correctness[result["name"]] = correct
+        result["correct_bits"] = encode_bits(correct)
         if job.limit is not None and job.limit < len(stream):
             result["notes"] = "; ".join(filter(None, [result["notes"], f"first {job.limit:,} samples of the scenario"]))
         if scenario == "drift":
@@ -371,19 +403,23 @@ def compare(data_dir: str, scenario: str, limit: int | None, systems: list[str],
             result["drift_at"] = drift_at
             result["windows_after_drift"] = windows_after(correct, drift_at, window)
             result["recovery_samples"] = recovery_samples(correct, drift_at, window)
+    for result in reused:
+        correct = decode_bits(result["correct_bits"], result["train_samples"])
+        correctness[result["name"]] = correct
+        if scenario == "drift":
+            result["windows_after_drift"] = windows_after(correct, result["drift_at"], window)
+            result["recovery_samples"] = recovery_samples(correct, result["drift_at"], window)
+    order = list(SYSTEMS)
+    results = sorted(results + reused, key=lambda r: order.index(r["name"]))
+    correctness = {name: correctness[name] for name in order if name in correctness}
     hebb_default = next((r for r in results if r["name"] == "hebb-mnist" and "error" not in r), None)
     report = {
-        "scenario": scenario,
-        "train_samples": len(stream),
-        "test_samples": len(stream.test_labels[:test_limit]),
+        **settings,
         "systems": results,
         "recovery_samples": hebb_default["recovery_samples"] if scenario == "drift" and hebb_default else None,
-        "seed": seed,
         "window": window,
         "recovery_accuracy": RECOVERY_ACCURACY,
         "drift_at": stream.drift_at,
-        "slow_limit": slow_limit,
-        "mlp_batch": mlp_batch,
         "machine": machine_description(),
         "command": command,
     }
@@ -429,6 +465,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="trailing window (samples) for the curves and the drift recovery")
     parser.add_argument("--test-limit", type=_positive_int, default=None,
                         help="evaluate on the first N test samples only (default: the full test set)")
+    parser.add_argument("--reuse", type=Path, default=None,
+                        help="JSON of an earlier run with the same settings: its systems not selected by "
+                             "--systems are included without being run again")
     parser.add_argument("--jobs", type=_positive_int, default=1,
                         help="systems run in parallel (default 1: throughput measured without contention)")
 
@@ -448,11 +487,16 @@ def run(args: argparse.Namespace) -> int:
         return 2
     command = "hebb compare " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["compare"] else "hebb compare"
     try:
+        reuse = json.loads(args.reuse.read_text()) if args.reuse is not None else None
+    except (OSError, ValueError) as exc:
+        print(f"hebb compare: cannot read --reuse {args.reuse}: {exc}", file=sys.stderr)
+        return 2
+    try:
         report, correctness, stream = compare(
             args.data, args.scenario, args.limit, args.systems, seed=args.seed, slow_limit=args.slow_limit or None,
             mlp_batch=args.mlp_batch, window=args.window, processes=args.jobs, test_limit=args.test_limit,
-            command=command)
-    except DatasetError as exc:
+            command=command, reuse=reuse)
+    except (DatasetError, ValueError) as exc:
         print(f"hebb compare: {exc}", file=sys.stderr)
         return 2
     table = markdown_report(report)

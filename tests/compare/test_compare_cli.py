@@ -102,3 +102,22 @@ def test_bad_arguments_exit_cleanly(tmp_path, data_dir, capsys, monkeypatch):
                         lambda name, *a: None if name == "river" else real_find_spec(name, *a))
     assert main(["compare", "--data", str(data_dir), "--systems", "hebb-mnist,river-arf"]) == 2
     assert "pip install 'hebb[compare]'" in capsys.readouterr().err
+
+
+def test_reuse_merges_an_earlier_runs_systems(tmp_path, data_dir):
+    base = ["compare", "--data", str(data_dir), "--scenario", "drift", "--limit", "400", "--window", "100",
+            "--test-limit", "200"]
+    first = tmp_path / "peers.json"
+    assert main(base + ["--systems", "sklearn-sgd", "--json", str(first)]) == 0
+    merged = tmp_path / "merged.json"
+    assert main(base + ["--systems", "hebb-mnist-shallow", "--reuse", str(first), "--json", str(merged),
+                        "--plots", str(tmp_path)]) == 0
+    report, earlier = json.loads(merged.read_text()), json.loads(first.read_text())
+    assert [s["name"] for s in report["systems"]] == ["hebb-mnist-shallow", "sklearn-sgd"]
+    reused = report["systems"][1]
+    assert reused["reused_from"].startswith("hebb compare") or reused["reused_from"] == ""
+    assert reused["test_accuracy"] == earlier["systems"][0]["test_accuracy"]
+    assert reused["windows_after_drift"] == earlier["systems"][0]["windows_after_drift"]
+    assert "Reused from an earlier run" in (tmp_path / "compare-drift.md").read_text()
+    # a report made on another stream is refused
+    assert main(base[:-4] + ["--limit", "300", "--systems", "hebb-mnist-shallow", "--reuse", str(first)]) == 2
