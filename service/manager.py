@@ -319,9 +319,10 @@ class ModelManager:
         ids = None
         if keep and self.prediction_retention > 0:
             ids = []
-            for row, label, proba in zip(pixels, labels.tolist(), probas.tolist()):
+            for row, label, proba in zip(pixels, labels.tolist(), probas):
                 prediction_id = uuid.uuid4().hex
-                model.predictions.add(StoredPrediction(prediction_id, row.copy(), label, proba, snapshot.samples_seen))
+                model.predictions.add(StoredPrediction(prediction_id, row.copy(), label, proba.copy(),
+                                                       snapshot.samples_seen))
                 ids.append(prediction_id)
         return PredictOutcome(snapshot.samples_seen, labels, probas, ids)
 

@@ -16,7 +16,7 @@ class StoredPrediction:
     prediction_id: str
     pixels: np.ndarray            # uint8[size], the input, kept so feedback can learn it
     label: int
-    probabilities: list[float]
+    probabilities: np.ndarray     # float32[classes]
     step: int                     # samples_seen of the snapshot that made the prediction
     created_at: float = field(default_factory=time.time)
     feedback_label: int | None = None

@@ -115,7 +115,8 @@ async def learn_samples(name: str, request: Request, manager: ModelManager = Man
     for i, sample in enumerate(samples):
         pixels[i] = sample_pixels(sample.x, sample.x_b64, size, f"samples[{i}]")
     outcome = await manager.learn(name, pixels, [s.label for s in samples], [s.id for s in samples])
-    confidences = outcome.probabilities.max(axis=1).tolist() if outcome.accepted else []
+    # numpy float32 values: orjson writes their shortest float32 form (0.1, not 0.10000000149011612)
+    confidences = outcome.probabilities.max(axis=1) if outcome.accepted else []
     return JSON({"accepted": outcome.accepted, "step": outcome.step,
                  "predictions": [{"id": i, "label": label, "confidence": conf} for i, label, conf
                                  in zip(outcome.ids, outcome.predictions.tolist(), confidences)],
@@ -134,7 +135,7 @@ async def predict(name: str, body: PredictIn, manager: ModelManager = Manager):
     ids = outcome.prediction_ids or [None] * len(pixels)
     return JSON({"step": outcome.step,
                  "predictions": [{"prediction_id": pid, "label": label, "probabilities": proba} for pid, label, proba
-                                 in zip(ids, outcome.labels.tolist(), outcome.probabilities.tolist())]})
+                                 in zip(ids, outcome.labels.tolist(), outcome.probabilities)]})
 
 
 @router.get("/{name}/predictions/{prediction_id}", response_model=StoredPredictionOut, dependencies=[Read])

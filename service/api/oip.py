@@ -91,7 +91,7 @@ async def infer(name: str, request: InferRequest, manager: ModelManager = Manage
     n = len(pixels)
     tensors = {"label": {"name": "label", "datatype": "INT64", "shape": [n], "data": outcome.labels.tolist()},
                "probabilities": {"name": "probabilities", "datatype": "FP32", "shape": [n, model.classes],
-                                 "data": outcome.probabilities.ravel().tolist()}}
+                                 "data": outcome.probabilities.ravel()}}
     body = {"model_name": name, "model_version": "1", "outputs": [tensors[o] for o in wanted],
             "parameters": {"step": outcome.step}}
     if request.id is not None:
