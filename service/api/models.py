@@ -19,11 +19,30 @@ from service.manager import ModelManager
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonlines", "application/x-jsonlines")
+
+
+def _inline_schema(model) -> dict:
+    """The model's JSON schema with its ``$defs`` inlined (the body is documented by hand below)."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def resolve(node):
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return resolve(defs[node["$ref"].rsplit("/", 1)[-1]])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    return resolve(schema)
+
+
 _SAMPLES_BODY = {
     "requestBody": {"required": True, "content": {
-        "application/json": {"schema": SamplesIn.model_json_schema(ref_template="#/components/schemas/{model}")},
+        "application/json": {"schema": _inline_schema(SamplesIn)},
         "application/x-ndjson": {"schema": {"type": "string",
-                                            "description": "one SampleIn JSON object per line"}}}}}
+                                            "description": "one sample object (as in 'samples') per line"}}}}}
 
 
 @router.post("", status_code=201, response_model=ModelInfo, dependencies=[Write])
