@@ -64,10 +64,9 @@ class ReadoutConfig(_Strict):
     """
 
     rule: Literal["rls", "delta"] = "rls"
-    ridge: float = Field(1e-3, gt=0, description="ridge strength relative to mean feature energy")
-    solve_every: int = Field(2000, ge=1)
+    ridge: float = Field(1e-4, gt=0, description="ridge strength relative to mean feature energy")
+    solve_every: int = Field(5000, ge=1)
     first_solve: int = Field(64, ge=1)
-    cg_iterations: int = Field(12, ge=1, le=500, description="conjugate-gradient steps per solve")
     forgetting: float = Field(1.0, gt=0.5, le=1.0, description="per-label decay of old statistics")
     feature_power: float = Field(0.5, gt=0, le=1.0, description="features are raised to this power")
     delta_lr: float = Field(0.01, gt=0, description="delta-rule step size")

@@ -40,24 +40,42 @@ _JIT = dict(cache=True, nogil=True, fastmath=_FAST)
 
 
 @nb.njit(**_JIT)
-def gather_patch(X, oy, ox, kernel, stride, idx, val):
-    """Collect the non-zero entries of the patch at output position (oy, ox); return (nnz, norm)."""
-    channels = X.shape[2]
+def index_input(X, starts, chans, vals):
+    """Sparse index of an input map: the non-zero channels of pixel ``p = y·W + x`` are
+    ``chans[starts[p]:starts[p+1]]`` (ascending) with values ``vals[...]``. Built once per sample so
+    that gathering a patch costs O(its non-zeros), not O(its size)."""
+    h, w, channels = X.shape
     n = 0
-    i = 0
+    for yy in range(h):
+        for xx in range(w):
+            starts[yy * w + xx] = n
+            for c in range(channels):
+                v = X[yy, xx, c]
+                if v != 0.0:
+                    chans[n] = c
+                    vals[n] = v
+                    n += 1
+    starts[h * w] = n
+
+
+@nb.njit(**_JIT)
+def gather_patch(starts, chans, vals, width, channels, oy, ox, kernel, stride, idx, val):
+    """Collect the non-zero entries of the patch at output position (oy, ox) in (dy, dx, c) order;
+    return (nnz, norm)."""
+    n = 0
     sq = 0.0
     y0 = oy * stride
     x0 = ox * stride
     for dy in range(kernel):
         for dx in range(kernel):
-            for c in range(channels):
-                v = X[y0 + dy, x0 + dx, c]
-                if v != 0.0:
-                    idx[n] = i
-                    val[n] = v
-                    sq += v * v
-                    n += 1
-                i += 1
+            p = (y0 + dy) * width + x0 + dx
+            base = (dy * kernel + dx) * channels
+            for t in range(starts[p], starts[p + 1]):
+                v = vals[t]
+                idx[n] = base + chans[t]
+                val[n] = v
+                sq += v * v
+                n += 1
     return n, np.float32(np.sqrt(sq))
 
 
@@ -99,13 +117,17 @@ def compete(score, mode, k, temperature, y, winners):
 
 @nb.njit(**_JIT)
 def layer_forward_sample(X, V, s, theta, kernel, stride, pool, grid, mode, k, temperature, min_norm,
-                         out_map, feats, pos_active, pos_y, pos_win, pos_nwin):
+                         out_map, feats, pos_active, pos_y, pos_win, pos_nwin, starts, chans, vals, compete_all):
     """Forward one sample through one layer with frozen weights.
 
     Writes the max-pooled emission map ``out_map[PH, PW, K]``, the sum-pooled triangle features
-    ``feats[G, G, K]`` and, per output position, the competition result (used by the learner).
+    ``feats[G, G, K]`` and, per output position, the competition result (used by the learner;
+    skipped when ``compete_all`` is false and nobody reads the emission).
     """
     n_in, n_ch = V.shape
+    width, channels = X.shape[1], X.shape[2]
+    index_input(X, starts, chans, vals)
+    need_competition = compete_all or out_map.shape[0] > 0
     oh = (X.shape[0] - kernel) // stride + 1
     ow = (X.shape[1] - kernel) // stride + 1
     ph, pw = out_map.shape[0], out_map.shape[1]  # (0, 0) when nobody reads the emission
@@ -120,7 +142,7 @@ def layer_forward_sample(X, V, s, theta, kernel, stride, pool, grid, mode, k, te
     for oy in range(oh):
         for ox in range(ow):
             p = oy * ow + ox
-            nnz, norm = gather_patch(X, oy, ox, kernel, stride, idx, val)
+            nnz, norm = gather_patch(starts, chans, vals, width, channels, oy, ox, kernel, stride, idx, val)
             if norm < min_norm or nnz == 0:
                 pos_active[p] = False
                 continue
@@ -139,11 +161,13 @@ def layer_forward_sample(X, V, s, theta, kernel, stride, pool, grid, mode, k, te
                 score[j] = z[j] * inv - theta[j]
                 mean += z[j]
             mean /= n_ch
-            n_win = compete(score, mode, k, temperature, y, winners)
-            pos_nwin[p] = n_win
-            for w in range(n_win):
-                pos_win[p, w] = winners[w]
-                pos_y[p, w] = y[winners[w]]
+            n_win = 0
+            if need_competition:
+                n_win = compete(score, mode, k, temperature, y, winners)
+                pos_nwin[p] = n_win
+                for w in range(n_win):
+                    pos_win[p, w] = winners[w]
+                    pos_y[p, w] = y[winners[w]]
             # readout features: "triangle" code relu(z - mean(z)), sum-pooled on a grid
             if grid > 0:
                 gy = oy * grid // oh
@@ -164,9 +188,13 @@ def layer_forward_sample(X, V, s, theta, kernel, stride, pool, grid, mode, k, te
 
 @nb.njit(**_JIT)
 def layer_learn_sample(X, V, s, q, theta, wins, last_win, sample_index, kernel, stride, rule,
-                       lr0, lr_halflife, lr_min, homeostasis, pos_active, pos_y, pos_win, pos_nwin):
-    """Apply the local updates of one sample, position by position, to the winners only."""
+                       lr0, lr_halflife, lr_min, homeostasis, pos_active, pos_y, pos_win, pos_nwin,
+                       starts, chans, vals):
+    """Apply the local updates of one sample, position by position, to the winners only.
+
+    ``starts/chans/vals`` must index ``X`` (built by the forward pass of the same sample)."""
     n_in, n_ch = V.shape
+    width, channels = X.shape[1], X.shape[2]
     ow = (X.shape[1] - kernel) // stride + 1
     idx = np.empty(n_in, np.int64)
     val = np.empty(n_in, np.float32)
@@ -176,7 +204,7 @@ def layer_learn_sample(X, V, s, q, theta, wins, last_win, sample_index, kernel, 
             continue
         oy = p // ow
         ox = p - oy * ow
-        nnz, norm = gather_patch(X, oy, ox, kernel, stride, idx, val)
+        nnz, norm = gather_patch(starts, chans, vals, width, channels, oy, ox, kernel, stride, idx, val)
         inv = np.float32(1.0) / norm
         for t in range(nnz):
             val[t] = val[t] * inv
@@ -216,11 +244,17 @@ def layer_learn_chunk(X, V, s, q, theta, wins, last_win, sample0, kernel, stride
     pos_y = np.zeros((n_pos, max_win), np.float32)
     pos_win = np.zeros((n_pos, max_win), np.int64)
     pos_nwin = np.zeros(n_pos, np.int64)
+    n_pix = X.shape[1] * X.shape[2]
+    starts = np.empty(n_pix + 1, np.int64)
+    chans = np.empty(n_pix * X.shape[3], np.int64)
+    vals = np.empty(n_pix * X.shape[3], np.float32)
     for n in range(X.shape[0]):
         layer_forward_sample(X[n], V, s, theta, kernel, stride, pool, grid, mode, k, temperature,
-                             min_norm, out_maps[n], feats[n], pos_active, pos_y, pos_win, pos_nwin)
+                             min_norm, out_maps[n], feats[n], pos_active, pos_y, pos_win, pos_nwin,
+                             starts, chans, vals, True)
         layer_learn_sample(X[n], V, s, q, theta, wins, last_win, sample0 + n, kernel, stride, rule,
-                           lr0, lr_halflife, lr_min, homeostasis, pos_active, pos_y, pos_win, pos_nwin)
+                           lr0, lr_halflife, lr_min, homeostasis, pos_active, pos_y, pos_win, pos_nwin,
+                           starts, chans, vals)
 
 
 @nb.njit(parallel=True, **_JIT)
@@ -230,13 +264,18 @@ def layer_forward_chunk(X, V, s, theta, kernel, stride, pool, grid, mode, k, tem
     n_pos = ((X.shape[1] - kernel) // stride + 1) * ((X.shape[2] - kernel) // stride + 1)
     n_ch = V.shape[1]
     max_win = n_ch if mode == COMP_SOFT else (1 if mode == COMP_HARD else min(k, n_ch))
+    n_pix = X.shape[1] * X.shape[2]
     for n in nb.prange(X.shape[0]):
         pos_active = np.zeros(n_pos, np.bool_)
         pos_y = np.zeros((n_pos, max_win), np.float32)
         pos_win = np.zeros((n_pos, max_win), np.int64)
         pos_nwin = np.zeros(n_pos, np.int64)
+        starts = np.empty(n_pix + 1, np.int64)
+        chans = np.empty(n_pix * X.shape[3], np.int64)
+        vals = np.empty(n_pix * X.shape[3], np.float32)
         layer_forward_sample(X[n], V, s, theta, kernel, stride, pool, grid, mode, k, temperature,
-                             min_norm, out_maps[n], feats[n], pos_active, pos_y, pos_win, pos_nwin)
+                             min_norm, out_maps[n], feats[n], pos_active, pos_y, pos_win, pos_nwin,
+                             starts, chans, vals, False)
 
 
 @nb.njit(**_JIT)

@@ -15,6 +15,8 @@ True
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any, Sequence
 
 import numpy as np
@@ -28,6 +30,8 @@ from model.validation import as_label_array, as_sample_batch
 
 # samples per kernel call: large enough to amortise the call, small enough for the cache
 _CHUNK = 256
+# runs the pipelined stages of learn_many; the kernels release the GIL
+_STAGE_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="hebb-stage")
 
 
 class Network:
@@ -93,27 +97,46 @@ class Network:
         return self.learn_many_scores(X, y)[0]
 
     def learn_many_scores(self, X: Any, y=None) -> tuple[np.ndarray, np.ndarray]:
-        """Like :meth:`learn_many`, also returning the prequential class probabilities."""
+        """Like :meth:`learn_many`, also returning the prequential class probabilities.
+
+        Layer ``l`` learns from its own input stream only, so the stages are pipelined: while
+        layer 2 processes chunk ``c``, layer 1 already processes chunk ``c+1`` on another core.
+        Every stage still sees its samples one at a time and in order, so the result is exactly
+        that of ``learn_one`` in a loop.
+        """
         batch = as_sample_batch(X, self.config.input_shape)
         labels = as_label_array(y, len(batch), self.config.classes)
         preds = np.empty(len(batch), np.int64)
         probas = np.empty((len(batch), self.config.classes), np.float32)
-        for start in range(0, len(batch), _CHUNK):
-            stop = min(start + _CHUNK, len(batch))
-            h = batch[start:stop]
-            feats = []
-            for layer in self.layers:
-                h, f = layer.learn(h, self.samples_seen)
-                feats.append(f)
-            chunk_labels = labels[start:stop]
-            F = self._features(feats)
-            scores = self.readout.learn_many(F, chunk_labels)
-            preds[start:stop] = scores.argmax(axis=1)
-            probas[start:stop] = self._proba(scores)
+        base = self.samples_seen
+        bounds = [(start, min(start + _CHUNK, len(batch))) for start in range(0, len(batch), _CHUNK)]
+        inputs = [batch[a:b] for a, b in bounds]
+        feats: list[list[np.ndarray]] = [[] for _ in bounds]
+
+        def layer_stage(level: int, c: int) -> None:
+            inputs[c], f = self.layers[level].learn(inputs[c], base + bounds[c][0])
+            feats[c].append(f)
+
+        def readout_stage(c: int) -> None:
+            a, b = bounds[c]
+            chunk_labels = labels[a:b]
+            scores = self.readout.learn_many(self._features(feats[c]), chunk_labels)
+            inputs[c] = feats[c] = None  # free the chunk's buffers early
+            preds[a:b] = scores.argmax(axis=1)
+            probas[a:b] = self._proba(scores)
             labeled = chunk_labels >= 0
-            self.samples_seen += stop - start
+            self.samples_seen += b - a
             self.labels_seen += int(labeled.sum())
-            self.correct += int((preds[start:stop][labeled] == chunk_labels[labeled]).sum())
+            self.correct += int((preds[a:b][labeled] == chunk_labels[labeled]).sum())
+
+        stages = [partial(layer_stage, level) for level in range(len(self.layers))] + [readout_stage]
+        for step in range(len(bounds) + len(stages) - 1):
+            tasks = [partial(stage, step - i) for i, stage in enumerate(stages) if 0 <= step - i < len(bounds)]
+            if len(tasks) == 1:
+                tasks[0]()
+            else:
+                for future in [_STAGE_POOL.submit(task) for task in tasks]:
+                    future.result()
         return preds, probas
 
     # ------------------------------------------------------------------ prediction
