@@ -69,8 +69,11 @@ def stream(client: Any, model: str, data: dict[str, np.ndarray], *, limit: int |
 
 
 def run(args: argparse.Namespace) -> int:
-    from hebb_client import Client, HebbError
-
+    try:
+        from hebb_client import Client, HebbError
+    except ImportError:
+        print("hebb stream: the Python SDK is not installed: pip install ./clients/python", file=sys.stderr)
+        return 2
     for flag, value in (("--limit", args.limit), ("--test-limit", args.test_limit)):
         if value is not None and value < 0:
             print(f"hebb stream: {flag} must be >= 0", file=sys.stderr)
