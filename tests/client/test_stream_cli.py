@@ -18,7 +18,9 @@ def test_stream_creates_teaches_and_summarises(live_server, data_dir, model_name
     out, err = capsys.readouterr()
     summary = json.loads(out)
     assert json.loads(summary_path.read_text()) == summary
-    assert "learning" in err  # the progress bar
+    final_bar = err.replace("\r", "\n").strip().splitlines()[-1]
+    assert "learning: 100%" in final_bar and "700/700" in final_bar and "sample/s" in final_bar
+    assert f"accuracy={summary['prequential_accuracy']:.4f}" in final_bar  # the running accuracy, at the end
     assert summary["samples"] == 700 and summary["test_samples"] == 300
     assert 0.5 < summary["prequential_accuracy"] <= 1.0
     assert 0.7 < summary["test_accuracy"] <= 1.0
