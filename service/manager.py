@@ -23,6 +23,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from model import PRESETS, Network, StateError, decode_state, encode_state, make_config
+from service.activity import RecentActivity
 from service.errors import (FeedbackConflict, InvalidInput, ModelExists, ModelNotFound, NotReady,
                             PredictionNotFound)
 from service.events import (CheckpointPayload, EventError, EventKind, LearnEvent, decode_checkpoint, decode_event,
@@ -74,6 +75,8 @@ class ManagedModel:
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # a log append failed: it may have landed anyway (reply lost), so catch up before the next write
     log_uncertain: bool = False
+    # recent inputs and prequential (label, prediction) pairs, for the dashboard (set by the manager)
+    activity: RecentActivity | None = None
 
     @property
     def name(self) -> str:
@@ -176,6 +179,7 @@ class ModelManager:
         model = ManagedModel(record=record, status=status, classes=config.classes,
                              input_shape=tuple(config.input_shape), config_digest=config.digest(),
                              predictions=PredictionStore(self.prediction_retention, self.prediction_ttl))
+        model.activity = RecentActivity(model.classes, model.input_size)
         self.models[record.name] = model
         return model
 
@@ -299,6 +303,7 @@ class ModelManager:
             future.add_done_callback(lambda _f: model.pending_ids.difference_update(batch_ids))
         # shielded: a client that goes away must not cancel a write that is already logged
         result: LearnResult = await asyncio.shield(future)
+        model.activity.record(kept_pixels, kept_labels, result.predictions, result.step)
         return LearnOutcome(int(keep.sum()), result.step, kept_ids, result.predictions, result.probabilities,
                             duplicates)
 
@@ -381,6 +386,10 @@ class ModelManager:
             latest = None
         return {**base, **state, "checkpoint": latest.to_dict() if latest else None,
                 "queued_samples": model.learner.queued_samples, "stored_predictions": len(model.predictions)}
+
+    def activity(self, name: str) -> RecentActivity:
+        """The model's recent inputs, prequential pairs and learning curve (read-only use)."""
+        return self.get(name).activity
 
     async def stats(self, name: str) -> dict[str, Any]:
         return await self.on_learner(name, lambda net: net.stats())
