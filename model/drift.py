@@ -108,8 +108,9 @@ def guarded_learn(readout, detector: DriftDetector, F: np.ndarray, labels: np.nd
     scores = np.zeros((F.shape[0], readout.classes), np.float32)
     start = 0
     while start < F.shape[0]:
-        # the run during which the readout's weights stay fixed: up to its next solve
-        todo = readout.next_solve() - readout.labels_seen
+        # the run during which the readout's weights stay fixed: up to its next solve (a readout
+        # without a solve schedule, like the delta rule, changes its weights with every label)
+        todo = readout.next_solve() - readout.labels_seen if hasattr(readout, "next_solve") else 1
         stop = start
         while stop < F.shape[0] and todo > 0:
             todo -= int(labels[stop] >= 0)

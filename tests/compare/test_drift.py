@@ -91,3 +91,13 @@ def test_guarded_network_chunking_and_state_round_trip_are_exact(mnist, drift_co
     assert np.array_equal(preds_whole, np.concatenate(preds_pieces))
     assert restored.state_digest() == whole.state_digest()
     assert restored.stats()["readout"]["drifts"] == whole.stats()["readout"]["drifts"] >= 1
+
+
+def test_delta_rule_readout_can_be_guarded_too(mnist):
+    config = make_config("mnist-shallow", {"readout": {"rule": "delta", "drift_detector": "page-hinkley"}})
+    X, y = _permuted_stream(mnist, 600)
+    whole, pieces = Network(config, seed=0), Network(config, seed=0)
+    preds = whole.learn_many(X, y)
+    assert np.array_equal(preds, np.concatenate([pieces.learn_many(X[s:s + 50], y[s:s + 50])
+                                                 for s in range(0, 600, 50)]))
+    assert pieces.state_digest() == whole.state_digest()
