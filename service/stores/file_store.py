@@ -20,6 +20,7 @@ opening the log truncates it away (it was never acknowledged).
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
 import os
@@ -213,6 +214,7 @@ class FileStore(Store):
         self._logs: dict[str, _Log] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._opened = False
+        self._owner_fd: int | None = None
 
     # ----------------------------------------------------------------- paths
     @property
@@ -245,14 +247,26 @@ class FileStore(Store):
             probe = self.root / ".write-probe"
             atomic_write(probe, b"ok")
             probe.unlink()
+            fd = os.open(self.root / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             raise StoreError(f"cannot use {self.root} as a store directory: {exc}") from exc
+        try:
+            # one writer per directory: two processes appending to the same log would corrupt it.
+            # The OS drops the lock when its holder dies, even by kill -9.
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            raise StoreError(f"store directory {self.root} is in use by another process") from exc
+        self._owner_fd = fd
         self._opened = True
 
     async def close(self) -> None:
         for lg in self._logs.values():
             lg.close()
         self._logs.clear()
+        if self._owner_fd is not None:
+            os.close(self._owner_fd)
+            self._owner_fd = None
         self._opened = False
 
     async def ping(self) -> bool:

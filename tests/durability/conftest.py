@@ -152,9 +152,9 @@ def service_factory(tmp_path):
 
 @pytest.fixture(scope="session")
 def stream(mnist):
-    """The durability stream: the first 3,000 MNIST training samples, each with a stable id."""
-    X = mnist["train_images"][:3000].reshape(-1, 784)
-    y = mnist["train_labels"][:3000]
+    """The durability stream: the first 2,000 MNIST training samples, each with a stable id."""
+    X = mnist["train_images"][:2000].reshape(-1, 784)
+    y = mnist["train_labels"][:2000]
     return SimpleNamespace(X=X, y=y, ids=[f"s{i:05d}" for i in range(len(X))])
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.stores import ModelRecord, open_store
+from service.stores import ModelRecord, StoreError, open_store
 from service.stores.file_store import FileStore, path_from_url
 
 pytestmark = pytest.mark.anyio
@@ -96,3 +96,13 @@ def test_url_forms():
     assert path_from_url("file:///var/lib/hebb") == "/var/lib/hebb"
     with pytest.raises(ValueError):
         path_from_url("file://")
+
+
+async def test_a_directory_has_one_owner_at_a_time(tmp_path):
+    url = f"file://{tmp_path}"
+    first = await open_store(url)
+    with pytest.raises(StoreError, match="in use"):
+        await open_store(url)
+    await first.close()
+    second = await open_store(url)      # released on close (and by the OS when the owner dies)
+    await second.close()

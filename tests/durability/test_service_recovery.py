@@ -14,7 +14,7 @@ from service.stores import make_store
 
 BATCH = 100
 # small intervals so checkpoints (and log trims) happen inside the stream
-SERVICE_ENV = {"HEBB_CHECKPOINT_EVERY_SAMPLES": 700, "HEBB_CHECKPOINT_EVERY_SECONDS": 60}
+SERVICE_ENV = {"HEBB_CHECKPOINT_EVERY_SAMPLES": 500, "HEBB_CHECKPOINT_EVERY_SECONDS": 60}
 
 
 class RetryingClient(threading.Thread):
@@ -68,7 +68,7 @@ def test_kill9_mid_stream_recovers_to_the_uninterrupted_digest(service_store, se
     create_model(svc.url, "digits")
     client = RetryingClient(svc.url, "digits", stream, helpers)
     client.start()
-    for kill_after in (900, 2100):
+    for kill_after in (700, 1400):
         while client.acknowledged < kill_after and client.is_alive():
             time.sleep(0.005)
         svc.kill9()                       # mid-stream: the client has a request in flight
