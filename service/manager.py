@@ -299,7 +299,11 @@ class ModelManager:
                 model.log_uncertain = True
                 raise
             model.pending_ids.update(batch_ids)
-            future = asyncio.wrap_future(learner.submit(LearnJob(kept_pixels, kept_labels, kept_ids, log_id)))
+            try:
+                future = asyncio.wrap_future(learner.submit(LearnJob(kept_pixels, kept_labels, kept_ids, log_id)))
+            except RuntimeError as exc:     # the model was deleted / the service stopped meanwhile
+                model.pending_ids.difference_update(batch_ids)
+                raise NotReady(f"model {name!r} is {model.status.value}") from exc
             future.add_done_callback(lambda _f: model.pending_ids.difference_update(batch_ids))
         # shielded: a client that goes away must not cancel a write that is already logged
         result: LearnResult = await asyncio.shield(future)
