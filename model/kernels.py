@@ -130,7 +130,6 @@ def layer_forward_sample(X, V, s, theta, kernel, stride, pool, grid, mode, k, te
     need_competition = compete_all or out_map.shape[0] > 0
     oh = (X.shape[0] - kernel) // stride + 1
     ow = (X.shape[1] - kernel) // stride + 1
-    ph, pw = out_map.shape[0], out_map.shape[1]  # (0, 0) when nobody reads the emission
     out_map[:] = 0.0
     feats[:] = 0.0
     idx = np.empty(n_in, np.int64)
@@ -153,37 +152,70 @@ def layer_forward_sample(X, V, s, theta, kernel, stride, pool, grid, mode, k, te
                 v = val[t]
                 for j in range(n_ch):
                     z[j] += v * V[row, j]
-            # z becomes the raw dot products w·x; competition uses the cosine-like w·x/‖x‖
-            inv = np.float32(1.0) / norm
-            mean = np.float32(0.0)
             for j in range(n_ch):
-                z[j] *= s[j]
-                score[j] = z[j] * inv - theta[j]
-                mean += z[j]
-            mean /= n_ch
-            n_win = 0
-            if need_competition:
-                n_win = compete(score, mode, k, temperature, y, winners)
-                pos_nwin[p] = n_win
-                for w in range(n_win):
-                    pos_win[p, w] = winners[w]
-                    pos_y[p, w] = y[winners[w]]
-            # readout features: "triangle" code relu(z - mean(z)), sum-pooled on a grid
-            if grid > 0:
-                gy = oy * grid // oh
-                gx = ox * grid // ow
-                for j in range(n_ch):
-                    f = z[j] - mean
-                    if f > 0.0:
-                        feats[gy, gx, j] += f
-            # emission: the competition output, max-pooled for the next layer
-            qy = oy // pool
-            qx = ox // pool
-            if qy < ph and qx < pw:
-                for w in range(n_win):
-                    j = winners[w]
-                    if y[j] > out_map[qy, qx, j]:
-                        out_map[qy, qx, j] = y[j]
+                z[j] *= s[j]  # z becomes the raw dot products w·x
+            position_outputs(z, norm, theta, oy, ox, oh, ow, p, pool, grid, mode, k, temperature,
+                             need_competition, out_map, feats, pos_y, pos_win, pos_nwin, score, y, winners)
+
+
+@nb.njit(**_JIT)
+def position_outputs(z, norm, theta, oy, ox, oh, ow, p, pool, grid, mode, k, temperature, need_competition,
+                     out_map, feats, pos_y, pos_win, pos_nwin, score, y, winners):
+    """Everything one active position produces from its raw dot products ``z = w·x``: the
+    competition (on the cosine-like ``w·x/‖x‖ − θ``), the triangle readout features and the
+    max-pooled emission."""
+    n_ch = z.shape[0]
+    inv = np.float32(1.0) / norm
+    mean = np.float32(0.0)
+    for j in range(n_ch):
+        score[j] = z[j] * inv - theta[j]
+        mean += z[j]
+    mean /= n_ch
+    n_win = 0
+    if need_competition:
+        n_win = compete(score, mode, k, temperature, y, winners)
+        pos_nwin[p] = n_win
+        for w in range(n_win):
+            pos_win[p, w] = winners[w]
+            pos_y[p, w] = y[winners[w]]
+    # readout features: "triangle" code relu(z - mean(z)), sum-pooled on a grid
+    if grid > 0:
+        cell = feats[oy * grid // oh, ox * grid // ow]
+        for j in range(n_ch):
+            cell[j] += max(z[j] - mean, np.float32(0.0))  # branch-free: vectorises
+    # emission: the competition output, max-pooled for the next layer
+    qy = oy // pool
+    qx = ox // pool
+    if qy < out_map.shape[0] and qx < out_map.shape[1]:
+        for w in range(n_win):
+            j = winners[w]
+            if y[j] > out_map[qy, qx, j]:
+                out_map[qy, qx, j] = y[j]
+
+
+@nb.njit(parallel=True, **_JIT)
+def layer_outputs_from_dots(Z, norms, theta, pool, grid, mode, k, temperature, min_norm, out_maps, feats):
+    """Frozen forward from precomputed dot products ``Z[N, OH, OW, K]`` and patch norms
+    ``norms[N, OH, OW]`` (the dense-input path: ``Z`` comes from one BLAS matrix product)."""
+    n, oh, ow, n_ch = Z.shape
+    max_win = n_ch if mode == COMP_SOFT else (1 if mode == COMP_HARD else min(k, n_ch))
+    for i in nb.prange(n):
+        out_maps[i, :] = 0.0
+        feats[i, :] = 0.0
+        pos_y = np.zeros((1, max_win), np.float32)
+        pos_win = np.zeros((1, max_win), np.int64)
+        pos_nwin = np.zeros(1, np.int64)
+        score = np.empty(n_ch, np.float32)
+        y = np.empty(n_ch, np.float32)
+        winners = np.empty(n_ch, np.int64)
+        need_competition = out_maps.shape[1] > 0
+        for oy in range(oh):
+            for ox in range(ow):
+                norm = norms[i, oy, ox]
+                if norm < min_norm or norm == 0.0:
+                    continue
+                position_outputs(Z[i, oy, ox], norm, theta, oy, ox, oh, ow, 0, pool, grid, mode, k, temperature,
+                                 need_competition, out_maps[i], feats[i], pos_y, pos_win, pos_nwin, score, y, winners)
 
 
 @nb.njit(**_JIT)

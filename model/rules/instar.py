@@ -38,7 +38,7 @@ def instar_update_reference(w: np.ndarray, x_unit: np.ndarray, a: float) -> np.n
 
     >>> import numpy as np
     >>> w = instar_update_reference(np.array([1.0, 0.0], np.float32), np.array([0.0, 1.0], np.float32), 0.5)
-    >>> np.round(w, 4).tolist()
+    >>> [round(float(v), 4) for v in w]
     [0.7071, 0.7071]
     """
     a = np.float32(a)
