@@ -10,10 +10,11 @@ from typing import AsyncIterator
 from fastapi import FastAPI
 
 from service import __version__
-from service.api import health, models, oip
+from service.api import dashboard, health, models, oip
 from service.api.errors import install_error_handlers
 from service.api.middleware import RequestMiddleware
 from service.api.responses import JSON
+from service.dashboard import DashboardFeed
 from service.durability import Durability
 from service.manager import ModelManager
 from service.metrics import Metrics
@@ -62,10 +63,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.api_keys = api_keys
     app.state.manager = None
     app.state.metrics = Metrics(lambda: app.state.manager)
+    app.state.dashboard = DashboardFeed(lambda: app.state.manager)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(models.router)
     app.include_router(oip.router)
+    app.include_router(dashboard.router)
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes, metrics=app.state.metrics,
                        log_requests=settings.access_log)
     return app
