@@ -15,9 +15,8 @@ from service.api.errors import install_error_handlers
 from service.api.middleware import RequestMiddleware
 from service.api.responses import JSON
 from service.dashboard import DashboardFeed
-from service.durability import Durability
-from service.manager import ModelManager
 from service.metrics import Metrics
+from service.roles import build_role
 from service.settings import Settings
 from service.stores import Store, make_store
 
@@ -34,17 +33,16 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await store.open()
-        durability = Durability(settings.checkpoint_every_samples, settings.checkpoint_every_seconds,
-                                store_retry_seconds=settings.store_retry_after_seconds)
-        manager = ModelManager(store, prediction_retention=settings.prediction_retention,
-                               prediction_ttl=settings.prediction_ttl_seconds,
-                               seen_ids_window=settings.seen_ids_window,
-                               coalesce_samples=settings.learn_coalesce_samples,
-                               recover=durability.recover, checkpointer=durability.checkpoint)
+        # the role (all / learner / predictor, service.roles) picks the manager and its durability policy
+        manager, durability = build_role(settings, store, prediction_retention=settings.prediction_retention,
+                                         prediction_ttl=settings.prediction_ttl_seconds,
+                                         seen_ids_window=settings.seen_ids_window,
+                                         coalesce_samples=settings.learn_coalesce_samples)
         app.state.manager = manager
         app.state.durability = durability
         recovery = asyncio.create_task(durability.recover_then_schedule(manager), name="hebb-recovery")
-        log.info("service starting", extra={"store": store.url, "auth": bool(api_keys), "version": __version__})
+        log.info("service starting", extra={"store": store.url, "role": settings.role, "auth": bool(api_keys),
+                                            "version": __version__})
         try:
             yield
         finally:

@@ -36,3 +36,13 @@ class FeedbackConflict(ServiceError):
 class NotReady(ServiceError):
     """The model is still recovering, or the service is shutting down."""
     code = "not_ready"
+
+
+class WrongRole(ServiceError):
+    """The request needs another role (``hebb serve --role``): e.g. learning sent to a predictor."""
+    code = "wrong_role"
+
+
+class NotLeader(ServiceError):
+    """A learner that does not hold the model's lease (standby): retry, the active learner answers."""
+    code = "not_leader"

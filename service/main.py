@@ -12,7 +12,8 @@ from service.settings import Settings
 # flag -> settings field (flags default to None = "use HEBB_* or the built-in default")
 _FLAGS = {"host": str, "port": int, "store": str, "api_keys": str, "max_body_bytes": int,
           "prediction_retention": int, "prediction_ttl_seconds": float, "log_level": str, "log_format": str,
-          "workers": int, "checkpoint_every_samples": int, "checkpoint_every_seconds": float}
+          "workers": int, "checkpoint_every_samples": int, "checkpoint_every_seconds": float,
+          "role": str, "lease_ttl_seconds": float, "publish_every_seconds": float, "learner_max_models": int}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

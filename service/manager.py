@@ -120,6 +120,9 @@ CheckpointHook = Callable[["ModelManager", str], Awaitable[CheckpointMeta]]
 
 
 class ModelManager:
+    #: whether ``info`` computes the state digest (a read-only replica has no learning state to digest)
+    reports_state_digest = True
+
     def __init__(self, store: Store, *, prediction_retention: int = 100_000, prediction_ttl: float = 3600.0,
                  seen_ids_window: int = 1_000_000, coalesce_samples: int = 1024,
                  recover: RecoverHook | None = None, checkpointer: CheckpointHook | None = None):
@@ -381,7 +384,7 @@ class ModelManager:
         def read(net: Network) -> dict[str, Any]:
             return {"samples_seen": net.samples_seen, "labels_seen": net.labels_seen,
                     "prequential_accuracy": net.prequential_accuracy, "step": net.samples_seen,
-                    "state_digest": net.state_digest()}
+                    "state_digest": net.state_digest() if self.reports_state_digest else None}
 
         state = await self.on_learner(name, read)
         try:

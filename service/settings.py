@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.stores import DEFAULT_STORE_URL
 
 Scope = Literal["read", "write"]
+Role = Literal["all", "learner", "predictor"]
 
 
 class Settings(BaseSettings):
@@ -32,11 +33,27 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     access_log: bool = Field(True, description="one structured log line per request")
     workers: int = Field(1, ge=1, le=1, description="processes; models live in memory, so exactly 1")
+    # scale-out roles (docs/deploy.md); learner and predictor share the models through a Redis store
+    role: Role = Field("all", description="all: learn and predict in one process; learner: own models by Redis "
+                                          "lease (standby otherwise); predictor: serve published models, read-only")
+    lease_ttl_seconds: float = Field(5.0, gt=0.2, description="learner role: a model's lease expires this long "
+                                                              "after its owner stops renewing it")
+    publish_every_seconds: float = Field(1.0, gt=0, description="learner role: publish a changed model's serving "
+                                                                "state to predictors this often")
+    learner_max_models: int = Field(0, ge=0, description="learner role: take over at most this many models "
+                                                         "(0: no limit); shards models across learners")
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _lower(cls, v):
         return v.lower() if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _roles_share_redis(self):
+        if self.role != "all" and not self.store.startswith("redis://"):
+            raise ValueError(f"role {self.role!r} shares models through Redis: it needs a redis:// store, "
+                             f"not {self.store!r}")
+        return self
 
     def api_key_scopes(self) -> dict[str, Scope]:
         """Parse ``api_keys``; ValueError names the bad entry."""

@@ -11,15 +11,15 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api.responses import JSON
-from service.errors import (FeedbackConflict, InvalidInput, ModelExists, ModelNotFound, NotReady,
-                            PredictionNotFound, ServiceError)
+from service.errors import (FeedbackConflict, InvalidInput, ModelExists, ModelNotFound, NotLeader, NotReady,
+                            PredictionNotFound, ServiceError, WrongRole)
 from service.stores.base import StoreError
 
 # loc entries pydantic adds for the branches of a union (``x: list[int | float]`` → ``x.0.int``)
 _UNION_TAGS = {"int", "float", "str", "bool", "none", "list", "dict"}
 
 STATUS = {InvalidInput: 422, ModelNotFound: 404, PredictionNotFound: 404, ModelExists: 409,
-          FeedbackConflict: 409, NotReady: 503}
+          FeedbackConflict: 409, NotReady: 503, WrongRole: 409, NotLeader: 503}
 
 
 class APIError(Exception):

@@ -40,6 +40,10 @@ class CorruptCheckpoint(StoreError):
     """A checkpoint blob does not match its recorded checksum or size."""
 
 
+class Fenced(StoreError):
+    """A write by a learner whose lease on the model was taken over: rejected, nothing written."""
+
+
 def log_id_key(log_id: str) -> tuple[int, int]:
     """Sort key of a log id ``"<major>-<minor>"``.
 

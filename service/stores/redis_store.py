@@ -10,6 +10,11 @@ Keys (``<p>`` is the key prefix, ``hebb`` unless the URL has ``?prefix=...``)::
     <p>:ckpt-index:<name>         string JSON metadata of the kept checkpoints, newest first
                                          (the "latest" pointer)
     <p>:ckpt-seq:<name>           string checkpoint id counter
+    <p>:lease:<name>              string lease token of the learner that owns the model (service.lease)
+
+Fencing: when ``fences[name]`` holds a lease token (learner role), appends and checkpoint writes of
+that model succeed only while ``<p>:lease:<name>`` still holds that token (checked atomically in the
+append script, and by WATCH in the checkpoint transaction); otherwise they raise :class:`Fenced`.
 
 Durability of an acknowledged append is Redis's: run it with ``appendonly yes`` and
 ``appendfsync always`` (or ``everysec``, accepting up to a second of loss on a power cut).
@@ -32,16 +37,20 @@ from redis.exceptions import RedisError, WatchError
 from redis.retry import Retry
 
 from service.stores.base import (CHECKPOINTS_KEPT, CheckpointMeta, CheckpointNotFound, CorruptCheckpoint,
-                                 ModelRecord, Store, StoreError, checksum, log_id_key)
+                                 Fenced, ModelRecord, Store, StoreError, checksum, log_id_key)
 
 log = logging.getLogger("hebb.store.redis")
 
 _READ_BATCH = 64  # stream entries per XRANGE round trip during replay
 
-# XADD only for a registered model, so a late append cannot resurrect a deleted model's log
+# XADD only for a registered model, so a late append cannot resurrect a deleted model's log, and
+# (fenced) only while the lease still holds the writer's token
 _APPEND_SCRIPT = """
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
   return redis.error_reply('NOMODEL model is not in the registry')
+end
+if ARGV[3] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[3] then
+  return redis.error_reply('FENCED the lease of this model is held by another learner')
 end
 return redis.call('XADD', KEYS[2], '*', 'e', ARGV[2])
 """
@@ -62,6 +71,8 @@ class RedisStore(Store):
         self._socket_timeout = socket_timeout
         self._redis: aioredis.Redis | None = None
         self._append = None
+        # model name -> lease token this process writes under (learner role; empty: no fencing)
+        self.fences: dict[str, str] = {}
 
     # ----------------------------------------------------------------- keys
     def _k(self, *parts: str) -> str:
@@ -79,6 +90,13 @@ class RedisStore(Store):
 
     def _blob_key(self, name: str, checkpoint_id: str) -> str:
         return self._k("ckpt", name, checkpoint_id)
+
+    def key(self, *parts: str) -> str:
+        """A key under this store's prefix (for the role machinery: leases, published serving state)."""
+        return self._k(*parts)
+
+    def lease_key(self, name: str) -> str:
+        return self._k("lease", name)
 
     @property
     def redis(self) -> aioredis.Redis:
@@ -123,7 +141,7 @@ class RedisStore(Store):
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.hdel(self._models_key, name)
                 pipe.delete(self._log_key(name), self._k("trimmed", name), self._index_key(name),
-                            self._k("ckpt-seq", name), *(self._blob_key(name, i) for i in ids))
+                            self._k("ckpt-seq", name), self.lease_key(name), *(self._blob_key(name, i) for i in ids))
                 removed, _ = await pipe.execute()
             return bool(removed)
 
@@ -137,11 +155,13 @@ class RedisStore(Store):
     # ----------------------------------------------------------------- log
     async def append(self, name: str, event: bytes) -> str:
         try:
-            log_id = await self._append(keys=[self._models_key, self._log_key(name)], args=[name, bytes(event)],
-                                        client=self.redis)
+            log_id = await self._append(keys=[self._models_key, self._log_key(name), self.lease_key(name)],
+                                        args=[name, bytes(event), self.fences.get(name, "")], client=self.redis)
         except RedisError as exc:
             if "NOMODEL" in str(exc):
                 raise StoreError(f"model {name!r} is not in the registry") from exc
+            if "FENCED" in str(exc):
+                raise Fenced(f"model {name!r}: append rejected, this learner no longer holds the lease") from exc
             raise StoreError(f"Redis at {self.url}: {exc}") from exc
         return log_id.decode()
 
@@ -188,7 +208,10 @@ class RedisStore(Store):
             async with self.redis.pipeline(transaction=True) as pipe:
                 while True:
                     try:
-                        await pipe.watch(self._index_key(name))
+                        await pipe.watch(self._index_key(name), self.lease_key(name))
+                        token = self.fences.get(name)
+                        if token is not None and await pipe.get(self.lease_key(name)) != token.encode():
+                            raise Fenced(f"model {name!r}: checkpoint rejected, this learner no longer holds the lease")
                         raw = await pipe.get(self._index_key(name))
                         old = [CheckpointMeta.from_dict(d) for d in json.loads(raw)] if raw else []
                         kept = [meta, *old][:CHECKPOINTS_KEPT]
@@ -202,7 +225,7 @@ class RedisStore(Store):
                         await pipe.execute()
                         return meta
                     except WatchError:
-                        continue  # a concurrent save moved the index: rebuild it on the new one
+                        continue  # a concurrent save moved the index (or a renewal touched the lease): redo
 
         return await self._call(run())
 
