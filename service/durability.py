@@ -234,6 +234,9 @@ class Durability:
 
         done = []
         now = time.monotonic()
+        for gone in set(self._progress) - set(manager.models):   # deleted models (a new one may reuse the name)
+            if not self._progress[gone].lock.locked():
+                del self._progress[gone]
         for name, model in list(manager.models.items()):
             if model.status is not ModelStatus.READY or model.learner is None:
                 continue

@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -150,6 +152,8 @@ def run(args: argparse.Namespace) -> int:
     from model.data import load_dataset
     from service.redis_process import RedisProcess
 
+    # SIGTERM unwinds like Ctrl-C, so the private redis-server and temp dir are cleaned up
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     data = load_dataset(args.data)
     X = data["train_images"][: args.samples].reshape(-1, 784)
     y = data["train_labels"][: args.samples]

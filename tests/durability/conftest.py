@@ -76,7 +76,7 @@ class ServiceProcess:
     """``hebb serve --store URL`` in a subprocess on a fixed port, so it can be killed with SIGKILL
     and started again at the same address (clients keep retrying the same URL)."""
 
-    def __init__(self, store_url: str, workdir: Path, env: dict[str, str] | None = None):
+    def __init__(self, store_url: str | None, workdir: Path, env: dict[str, str] | None = None):
         self.store_url = store_url
         self.workdir = workdir
         self.port = free_port()
@@ -90,9 +90,9 @@ class ServiceProcess:
         self.starts += 1
         self.log_path = self.workdir / f"service-{self.port}-{self.starts}.log"
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(self.port),
-                                      "--store", self.store_url], cwd=self.workdir, env=self.env,
-                                     stdout=self._log, stderr=subprocess.STDOUT)
+        store = ["--store", self.store_url] if self.store_url else []   # None: the default store
+        self.proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(self.port), *store],
+                                     cwd=self.workdir, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
         return self
 
     def wait_ready(self, timeout: float = 90.0) -> dict:
@@ -138,7 +138,7 @@ def service_factory(tmp_path):
     """``make(store_url, **env)`` → a started ServiceProcess; every one is stopped at teardown."""
     made: list[ServiceProcess] = []
 
-    def make(store_url: str, **env: str) -> ServiceProcess:
+    def make(store_url: str | None, **env: str) -> ServiceProcess:
         svc = ServiceProcess(store_url, tmp_path, {k: str(v) for k, v in env.items()}).start()
         made.append(svc)
         return svc

@@ -152,3 +152,14 @@ def test_registry_survives_restart(service_store, service_factory):
         for key in ("preset", "seed", "config", "created_at", "state_digest", "samples_seen"):
             assert after[name][key] == before[name][key], (name, key)
     assert after["alpha"]["seed"] == 3 and after["beta"]["config"] == {"readout": {"solve_every": 500}}
+
+
+def test_default_store_is_the_embedded_file_store(service_factory, tmp_path):
+    svc = service_factory(None)           # plain `hebb serve`, run in tmp_path
+    svc.wait_ready()
+    create_model(svc.url, "digits")
+    assert (tmp_path / "hebb-data" / "models" / "digits" / "record.json").exists()
+    svc.stop()
+    svc.start()
+    svc.wait_ready()
+    assert [m["name"] for m in httpx.get(f"{svc.url}/v1/models", timeout=30).json()["models"]] == ["digits"]
