@@ -68,7 +68,8 @@ class RecentActivity:
         self._curve.append((step, accuracy))
         self._next_point = step + self._spacing
         if len(self._curve) >= self._curve_points:
-            self._curve = self._curve[1::2]
+            # every other point, keeping the first (the start of learning) and the newest
+            self._curve = self._curve[::2] + ([self._curve[-1]] if len(self._curve) % 2 == 0 else [])
             self._spacing *= 2
             self._next_point = self._curve[-1][0] + self._spacing
 
