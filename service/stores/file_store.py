@@ -186,7 +186,7 @@ class _Log:
         upto_seq = min(upto_seq, self.next_seq - 1)
         if upto_seq <= self.trimmed_through:
             return 0
-        dropped = sum(1 for _ in self.read_after(self.trimmed_through) if _seq_of(_[0]) <= upto_seq)
+        dropped = upto_seq - self.trimmed_through   # seqs are contiguous: every one in between exists
         atomic_write(self.directory / "TRIMMED", str(upto_seq).encode())
         self.trimmed_through = upto_seq
         if self.next_seq - 1 <= upto_seq and self.active_size:
@@ -374,6 +374,8 @@ class FileStore(Store):
         for path in self._checkpoint_dir(name).glob("*.ckpt"):
             if path.name not in wanted:
                 path.unlink()
+        for path in self._checkpoint_dir(name).glob(".*.tmp"):   # a crash mid atomic_write
+            path.unlink()
 
     async def save_checkpoint(self, name: str, blob: bytes, *, step: int, last_log_id: str | None,
                               config_digest: str) -> CheckpointMeta:

@@ -84,6 +84,7 @@ async def test_orphan_blob_of_a_crash_mid_save_is_ignored_then_cleaned(tmp_path)
     first = await store.save_checkpoint("m", b"one", step=1, last_log_id=None, config_digest="d")
     orphan = store._checkpoint_dir("m") / "0000000002.ckpt"
     orphan.write_bytes(b"half written")  # blob renamed in place, crash before INDEX moved
+    (store._checkpoint_dir("m") / ".0000000003.ckpt.abc.tmp").write_bytes(b"half")  # crash mid temp write
     assert [m.id for m in await store.list_checkpoints("m")] == [first.id]
     second = await store.save_checkpoint("m", b"two", step=2, last_log_id=None, config_digest="d")
     assert await store.load_checkpoint("m", second.id) == b"two"

@@ -123,6 +123,8 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(service_store,
     assert r.status_code == 200
     listed = httpx.get(f"{svc.url}/v1/models/digits/checkpoints", timeout=30).json()
     assert [c["step"] for c in listed] == [1200, 600]
+    assert httpx.get(f"{svc.url}/v1/models/nope/checkpoints", timeout=30).status_code == 404
+    assert httpx.post(f"{svc.url}/v1/models/nope/checkpoints", timeout=30).status_code == 404
     svc.kill9()
 
     bad = asyncio.run(corrupt_latest_checkpoint(service_store.url))
