@@ -14,6 +14,7 @@ COMMANDS = {
     "stream": ("service.stream", "stream an IDX dataset into a running service through the SDK"),
     "compare": ("model.compare", "Hebb against River and scikit-learn on the same stream"),
     "bench-durability": ("service.durability_bench", "ingest rate per store, checkpoint and recovery times"),
+    "dashboard-probe": ("service.dashboard_probe", "watch a model like the dashboard does: snapshot gaps, picture times"),
 }
 
 
