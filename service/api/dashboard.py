@@ -32,7 +32,7 @@ _MEDIA_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; ch
                 ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png"}
 # an event stream ends after this long and the page reconnects at once: uvicorn's graceful shutdown
 # waits for open responses, so an endless stream would hold a shutdown up for its whole timeout
-STREAM_SECONDS = 10.0
+STREAM_SECONDS = 5.0
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -70,7 +70,7 @@ async def dashboard_view(name: str, request: Request):
 @router.get("/v1/models/{name}/events", dependencies=[Read])
 async def dashboard_events(name: str, request: Request,
                            interval: float = Query(0.5, ge=0.1, le=10.0, description="seconds between snapshots"),
-                           duration: float = Query(STREAM_SECONDS, gt=0, le=3600.0,
+                           duration: float = Query(STREAM_SECONDS, gt=0, le=60.0,
                                                    description="the stream ends after this long (reconnect)")):
     """Server-sent events: ``event: snapshot`` with the dashboard snapshot as JSON every
     ``interval`` seconds, until ``duration`` has passed (then reconnect) or the model goes away

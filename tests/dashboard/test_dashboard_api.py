@@ -133,10 +133,39 @@ def test_unknown_model_is_404(client, view):
     assert r.status_code == 404 and r.json()["code"] == "model_not_found"
 
 
-@pytest.mark.parametrize("interval", ["0", "11", "soon"])
-def test_bad_event_interval_is_422(client, model, interval):
-    r = client.get(f"/v1/models/{model}/events", params={"interval": interval})
-    assert r.status_code == 422 and r.json()["field"] == "interval"
+@pytest.mark.parametrize("param, value", [("interval", "0"), ("interval", "11"), ("interval", "soon"),
+                                          ("duration", "0"), ("duration", "61")])
+def test_bad_event_parameters_are_422(client, model, param, value):
+    r = client.get(f"/v1/models/{model}/events", params={param: value})
+    assert r.status_code == 422 and r.json()["field"] == param
+
+
+def test_an_open_event_stream_does_not_hold_shutdown_up(tmp_path, helpers):
+    """uvicorn waits for open responses on shutdown: streams end by themselves (default 5 s)."""
+    import threading
+    import time
+
+    server = helpers.Server(tmp_path, {"HEBB_STORE": "memory://"})
+    try:
+        assert httpx.post(f"{server.url}/v1/models", json={"name": "s", "preset": "mnist-shallow"}).status_code == 201
+        opened = threading.Event()
+
+        def watch():
+            with httpx.stream("GET", f"{server.url}/v1/models/s/events", timeout=60) as r:
+                for _ in r.iter_lines():
+                    opened.set()
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        assert opened.wait(30)
+        started = time.monotonic()
+        server.stop(timeout=60)                       # SIGTERM: graceful shutdown
+        assert time.monotonic() - started < 15        # not the 30 s graceful-shutdown timeout
+        assert "graceful shutdown exceeded" not in server.log_path.read_text()
+        watcher.join(5)
+        assert not watcher.is_alive()
+    finally:
+        server.stop()
 
 
 def test_views_need_a_read_key_when_keys_are_on(tmp_path, helpers):

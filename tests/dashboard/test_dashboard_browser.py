@@ -153,3 +153,30 @@ def test_dashboard_live_in_headless_chromium(browser, dashboard_server, mnist, h
     finally:
         streamer.stop_event.set()
         streamer.join(60)
+
+
+def test_dashboard_with_api_keys_uses_the_key_field(browser, tmp_path, mnist, helpers):
+    from selenium.webdriver.common.keys import Keys
+
+    server = helpers.Server(tmp_path, {"HEBB_STORE": "memory://",
+                                       "HEBB_API_KEYS": f"{helpers.WRITE_KEY}:write,{helpers.READ_KEY}:read"})
+    try:
+        write = {"Authorization": f"Bearer {helpers.WRITE_KEY}"}
+        with httpx.Client(base_url=server.url, headers=write, timeout=60) as client:
+            assert client.post("/v1/models", json={"name": "keyed", "preset": "mnist-shallow"}).status_code == 201
+            X, y = mnist["train_images"][:200].reshape(-1, 784), mnist["train_labels"][:200]
+            assert client.post("/v1/models/keyed/samples", json=helpers.samples_body(X, y)).status_code == 200
+        browser.get(server.url + "/")
+        wait_for(lambda: browser.find_element("id", "connection").text == "API key needed", 20, "the key prompt")
+        browser.find_element("id", "api-key").send_keys(helpers.READ_KEY, Keys.TAB)      # change event
+        wait_for(lambda: browser.find_element("id", "connection").text == "live", 20, "the stream with the key")
+        wait_for(lambda: number(browser, "stat-step") == 200, 20, "the model's step")
+        wait_for(lambda: browser.execute_script(
+            "const i = document.getElementById('filters-img'); return i.complete && i.naturalWidth > 0;"),
+            30, "the filters image fetched with the key")
+        assert browser.execute_script("return localStorage.getItem('hebb.apiKey')") == helpers.READ_KEY
+        # the key never goes into a URL
+        urls = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+        assert urls and not any(helpers.READ_KEY in url for url in urls)
+    finally:
+        server.stop()
