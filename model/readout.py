@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
+from scipy.linalg.blas import ssyrk
 
 from model import kernels
 from model.config import ReadoutConfig
@@ -22,7 +23,7 @@ _ACCUMULATE = 256
 class StreamingLeastSquares:
     """Ridge regression onto one-hot targets from running sufficient statistics.
 
-    ``A = Σ λ^age·f·fᵀ`` and ``B = Σ λ^age·f·tᵀ`` grow with every label (``λ`` the forgetting
+    ``A = Σ λ^age·f·fᵀ`` (lower triangle stored) and ``B = Σ λ^age·f·tᵀ`` grow with every label (``λ`` the forgetting
     factor); the weights are re-solved after ``first_solve·2^i`` labels and then every
     ``solve_every`` labels. Without forgetting nothing learned is ever lost.
     """
@@ -92,20 +93,22 @@ class StreamingLeastSquares:
         if n == 0:
             return
         F = self.buffer[:n]
+        targets = np.zeros((n, self.classes), np.float32)
+        targets[np.arange(n), self.buffer_labels[:n]] = 1.0
         lam = self.config.forgetting
+        decay = 1.0
         if lam < 1.0:
             ages = np.arange(n - 1, -1, -1, dtype=np.float64)
             scale = np.sqrt(lam ** ages).astype(np.float32)[:, None]
             F = F * scale
-            self.gram *= lam ** n
-            self.cross *= lam ** n
-            targets = np.zeros((n, self.classes), np.float32)
-            targets[np.arange(n), self.buffer_labels[:n]] = 1.0
             targets *= scale
-        else:
-            targets = np.zeros((n, self.classes), np.float32)
-            targets[np.arange(n), self.buffer_labels[:n]] = 1.0
-        self.gram += F.T @ F
+            decay = lam ** n
+            self.cross *= decay
+        # A ← decay·A + FᵀF in place, lower triangle only (half the work of a full product; the
+        # Cholesky solve reads only that triangle). self.gram.T is the Fortran view BLAS updates.
+        updated = ssyrk(1.0, F.T, beta=decay, c=self.gram.T, trans=0, lower=0, overwrite_c=1)
+        if not np.shares_memory(updated, self.gram):  # BLAS had to copy: keep its result
+            self.gram[...] = updated.T
         self.cross += F.T @ targets
         self.buffered = 0
         self.buffer_labels[:] = -1
@@ -116,7 +119,7 @@ class StreamingLeastSquares:
         ridge = self.config.ridge * max(float(diag.mean()), 1e-12)
         system = self.gram.astype(np.float64)
         system[np.diag_indices_from(system)] += ridge
-        factor = cho_factor(system, overwrite_a=True, check_finite=False)
+        factor = cho_factor(system, lower=True, overwrite_a=True, check_finite=False)
         self.weights = cho_solve(factor, self.cross, check_finite=False).astype(np.float32)
         self.solves += 1
 
