@@ -308,9 +308,9 @@ class ModelManager:
                 model.pending_ids.difference_update(batch_ids)
                 raise NotReady(f"model {name!r} is {model.status.value}") from exc
             future.add_done_callback(lambda _f: model.pending_ids.difference_update(batch_ids))
+            future.add_done_callback(lambda f: _record_activity(model.activity, f, kept_pixels, kept_labels))
         # shielded: a client that goes away must not cancel a write that is already logged
         result: LearnResult = await asyncio.shield(future)
-        model.activity.record(kept_pixels, kept_labels, result.predictions, result.step)
         return LearnOutcome(int(keep.sum()), result.step, kept_ids, result.predictions, result.probabilities,
                             duplicates)
 
@@ -452,6 +452,15 @@ def _serial_kernels() -> None:
     if not getattr(_thread_state, "serial", False):
         numba.set_num_threads(1)
         _thread_state.serial = True
+
+
+def _record_activity(activity: RecentActivity, future: asyncio.Future, pixels: np.ndarray,
+                     labels: np.ndarray) -> None:
+    """Feed the dashboard's window once a job is learned: in learning order, and even when the
+    client that sent it went away meanwhile."""
+    if not future.cancelled() and future.exception() is None:
+        result: LearnResult = future.result()
+        activity.record(pixels, labels, result.predictions, result.step)
 
 
 def _count_batch(counters: ModelCounters, samples: int, labels: int, seconds: float) -> None:

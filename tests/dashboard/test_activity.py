@@ -73,3 +73,44 @@ def test_samples_per_second_counts_the_recent_window():
     assert activity.samples_per_second(now=11.9) == 75.0      # 150 samples over 2 s
     assert activity.samples_per_second(now=12.5) == 25.0      # the first batch left the window
     assert activity.samples_per_second(now=20.0) == 0.0
+
+
+def test_the_manager_records_a_learned_request_even_if_its_client_went_away(mnist):
+    """In-process service layer: a learn call cancelled while its batch is learned (the client
+    disconnected) is still learned, so it still enters the dashboard's window."""
+    import asyncio
+
+    from service.manager import ModelManager
+    from service.stores import make_store
+
+    X = mnist["train_images"][:300].reshape(-1, 784)
+    y = mnist["train_labels"][:300].astype(np.int64)
+
+    async def scenario():
+        store = make_store("memory://")
+        await store.open()
+        manager = ModelManager(store)
+        await manager.start()
+        try:
+            await manager.create_model("m", "mnist-shallow")
+            first = asyncio.ensure_future(manager.learn("m", X[:200], y[:200].tolist(), [None] * 200))
+            second = asyncio.ensure_future(manager.learn("m", X[200:], y[200:].tolist(), [None] * 100))
+            await asyncio.sleep(0)           # both are queued for the learner ...
+            while manager.models["m"].learner.queued_samples < 300:
+                await asyncio.sleep(0.001)
+            first.cancel()                   # ... then the first client goes away
+            await second
+            for _ in range(100):             # its (shielded) job still completes
+                if manager.activity("m").recent_pairs()[0].size == 300:
+                    break
+                await asyncio.sleep(0.05)
+            return manager.activity("m")
+        finally:
+            await manager.close()
+            await store.close()
+
+    activity = asyncio.run(scenario())
+    labels, predictions = activity.recent_pairs()
+    assert labels.tolist() == y.tolist()                      # all 300, in learning order
+    assert [step for step, _ in activity.curve()] == [200, 300]
+    assert np.array_equal(activity.recent_inputs(), X[-256:])
