@@ -365,30 +365,32 @@ def reusable_results(previous: dict[str, Any], current: dict[str, Any], skip: li
     if mismatched:
         raise ValueError("the reused report differs in " + ", ".join(
             f"{k} ({previous.get(k)!r} vs {current[k]!r})" for k in mismatched))
-    return [dict(s, reused_from=previous.get("command", "")) for s in previous["systems"]
+    return [dict(s, reused_from=s.get("reused_from") or previous.get("command", "")) for s in previous["systems"]
             if s["name"] not in skip and "error" not in s and "correct_bits" in s]
 
 
 def compare(data_dir: str, scenario: str, limit: int | None, systems: list[str], seed: int = 0,
             slow_limit: int | None = DEFAULT_SLOW_LIMIT, mlp_batch: int = 1, window: int = DEFAULT_WINDOW,
             processes: int = 1, test_limit: int | None = None, command: str = "",
-            reuse: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray], Stream]:
+            reuse: list[dict[str, Any]] = ()) -> tuple[dict[str, Any], dict[str, np.ndarray], Stream]:
     """Run ``systems`` on ``scenario``; returns the report, each system's per-sample correctness
-    and the (full-length) stream. With ``reuse`` (an earlier report of the same settings), that
-    report's other systems are added to this one without being run again."""
+    and the (full-length) stream. With ``reuse`` (earlier reports of the same settings), their
+    other systems are added to this one without being run again (the first report wins)."""
     from model.data import load_dataset
 
     stream = build_stream(load_dataset(data_dir), scenario, limit, seed)
     settings = {"scenario": scenario, "train_samples": len(stream), "test_samples": len(stream.test_labels[:test_limit]),
                 "seed": seed, "slow_limit": slow_limit, "mlp_batch": mlp_batch}
-    reused = reusable_results(reuse, settings, systems) if reuse is not None else []
+    reused: list[dict[str, Any]] = []
+    for previous in reuse:
+        reused += reusable_results(previous, settings, list(systems) + [r["name"] for r in reused])
     jobs = []
     for name in systems:
         system_limit = limit
         if SYSTEMS[name].slow and slow_limit:
             system_limit = min(slow_limit, len(stream))
         jobs.append(Job(name, str(data_dir), scenario, system_limit, seed, mlp_batch, test_limit))
-    results = run_isolated(jobs, processes)
+    results = run_isolated(jobs, processes) if jobs else []
     correctness: dict[str, np.ndarray] = {}
     for result, job in zip(results, jobs):
         if "error" in result:
@@ -438,6 +440,8 @@ def _positive_int(text: str) -> int:
 
 
 def _system_list(text: str) -> list[str]:
+    if text.strip() == "none":
+        return []
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in SYSTEMS]
     if unknown or not names:
@@ -455,7 +459,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plots", type=Path, default=None,
                         help="directory for compare-<scenario>.png (accuracy vs samples) and compare-<scenario>.md")
     parser.add_argument("--systems", type=_system_list, default=list(SYSTEMS),
-                        help=f"comma-separated subset of: {', '.join(SYSTEMS)}")
+                        help=f"comma-separated subset of: {', '.join(SYSTEMS)} ('none': only merge --reuse)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the stream and of every model")
     parser.add_argument("--slow-limit", type=int, default=DEFAULT_SLOW_LIMIT,
                         help="sample limit for the slow peers (Hoeffding tree, ARF); 0: none")
@@ -465,9 +469,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="trailing window (samples) for the curves and the drift recovery")
     parser.add_argument("--test-limit", type=_positive_int, default=None,
                         help="evaluate on the first N test samples only (default: the full test set)")
-    parser.add_argument("--reuse", type=Path, default=None,
+    parser.add_argument("--reuse", type=Path, action="append", default=[],
                         help="JSON of an earlier run with the same settings: its systems not selected by "
-                             "--systems are included without being run again")
+                             "--systems are included without being run again (repeatable; with "
+                             "--systems none only earlier results are merged)")
     parser.add_argument("--jobs", type=_positive_int, default=1,
                         help="systems run in parallel (default 1: throughput measured without contention)")
 
@@ -486,10 +491,15 @@ def run(args: argparse.Namespace) -> int:
         print("hebb compare: the drift scenario needs --limit >= 2", file=sys.stderr)
         return 2
     command = "hebb compare " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["compare"] else "hebb compare"
-    try:
-        reuse = json.loads(args.reuse.read_text()) if args.reuse is not None else None
-    except (OSError, ValueError) as exc:
-        print(f"hebb compare: cannot read --reuse {args.reuse}: {exc}", file=sys.stderr)
+    reuse = []
+    for path in args.reuse:
+        try:
+            reuse.append(json.loads(path.read_text()))
+        except (OSError, ValueError) as exc:
+            print(f"hebb compare: cannot read --reuse {path}: {exc}", file=sys.stderr)
+            return 2
+    if not args.systems and not reuse:
+        print("hebb compare: --systems none needs --reuse", file=sys.stderr)
         return 2
     try:
         report, correctness, stream = compare(

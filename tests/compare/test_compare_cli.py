@@ -119,5 +119,12 @@ def test_reuse_merges_an_earlier_runs_systems(tmp_path, data_dir):
     assert reused["test_accuracy"] == earlier["systems"][0]["test_accuracy"]
     assert reused["windows_after_drift"] == earlier["systems"][0]["windows_after_drift"]
     assert "Reused from an earlier run" in (tmp_path / "compare-drift.md").read_text()
+    # merging only: two earlier reports, nothing run
+    only = tmp_path / "only.json"
+    assert main(base + ["--systems", "none", "--reuse", str(merged), "--reuse", str(first), "--json", str(only)]) == 0
+    strip = lambda systems: [{k: v for k, v in s.items() if k != "reused_from"} for s in systems]  # noqa: E731
+    only_systems = json.loads(only.read_text())["systems"]
+    assert strip(only_systems) == strip(report["systems"]) and all("reused_from" in s for s in only_systems)
+    assert main(base + ["--systems", "none"]) == 2
     # a report made on another stream is refused
     assert main(base[:-4] + ["--limit", "300", "--systems", "hebb-mnist-shallow", "--reuse", str(first)]) == 2
