@@ -62,7 +62,8 @@ def _next_id(log_id: str) -> str:
 
 
 class RedisStore(Store):
-    def __init__(self, url: str, socket_timeout: float = 5.0):
+    # an 86 MB checkpoint SET took 3 s on a busy 2-core machine: leave room (URL ?socket_timeout= overrides)
+    def __init__(self, url: str, socket_timeout: float = 15.0):
         parts = urlsplit(url)
         options = parse_qs(parts.query)
         self.prefix = options.pop("prefix", ["hebb"])[0]
