@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 import time
 
@@ -121,3 +122,31 @@ def test_graceful_shutdown_drains_the_queue(tools, digits, tmp_path):
 async def _log_entries(store):
     from service.events import decode_event
     return [decode_event(blob) async for _, blob in store.read_log("drain")]
+
+
+def test_sigterm_finishes_queued_writes_then_exits_cleanly(tmp_path, digits, tools):
+    """The real ``hebb serve`` process: SIGTERM while a batch is being learned still answers it."""
+    X, y = digits
+    server = tools.Server(tmp_path, {"HEBB_STORE": f"file://{tmp_path / 'data'}"})
+    try:
+        httpx.post(server.url + "/v1/models", json={"name": "term", "preset": "mnist-shallow"}).raise_for_status()
+        body = tools.samples_body(X[:1500], y[:1500])
+        answer = {}
+
+        def post():
+            answer["r"] = httpx.post(server.url + "/v1/models/term/samples", json=body, timeout=120)
+
+        poster = threading.Thread(target=post)
+        poster.start()
+        queued = 'hebb_learn_queue_samples{model="term"} 1500.0'
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and queued not in httpx.get(server.url + "/metrics").text:
+            time.sleep(0.01)
+        assert queued in httpx.get(server.url + "/metrics").text
+    finally:
+        code = server.stop()
+    poster.join(60)
+    # uvicorn finishes the graceful shutdown, then re-raises SIGTERM: the conventional exit status
+    assert code in (0, -signal.SIGTERM), server.log()
+    assert answer["r"].status_code == 200 and answer["r"].json()["step"] == 1500
+    assert '"service stopped"' in server.log()
