@@ -22,12 +22,12 @@ import numba
 import numpy as np
 from pydantic import ValidationError
 
-from model import PRESETS, Network, StateError, decode_state, encode_state, make_config
+from model import PRESETS, Network, StateError, encode_state, make_config
 from service.activity import RecentActivity
 from service.errors import (FeedbackConflict, InvalidInput, ModelExists, ModelNotFound, NotReady,
                             PredictionNotFound)
-from service.events import (CheckpointPayload, EventError, EventKind, LearnEvent, decode_checkpoint, decode_event,
-                            encode_checkpoint, encode_event, feedback_sample_id)
+from service.events import (CheckpointPayload, EventKind, LearnEvent, decode_event, encode_checkpoint, encode_event,
+                            feedback_sample_id)
 from service.inputs import check_label
 from service.learner import CallJob, Learner, LearnJob, LearnResult
 from service.retention import PredictionStore, SeenIds, StoredPrediction
@@ -131,8 +131,13 @@ class ModelManager:
         self.prediction_ttl = prediction_ttl
         self.seen_ids_window = seen_ids_window
         self.coalesce_samples = coalesce_samples
-        self._recover = recover or restore_from_store
-        self._checkpointer = checkpointer or save_checkpoint
+        if recover is None or checkpointer is None:
+            # recovery and checkpoint policy live in service.durability (imported here: it imports us)
+            from service.durability import Durability
+            policy = Durability()
+            recover, checkpointer = recover or policy.recover, checkpointer or policy.checkpoint
+        self._recover = recover
+        self._checkpointer = checkpointer
         self.models: dict[str, ManagedModel] = {}
         self.started = False           # the registry has been loaded and every model recovered
         self.closing = False
@@ -434,13 +439,6 @@ class ModelManager:
         model.log_uncertain = False
 
 
-async def save_checkpoint(manager: ModelManager, name: str) -> CheckpointMeta:
-    """Default checkpoint hook: capture the model and save it to the store."""
-    export = await manager.export_checkpoint(name)
-    return await manager.store.save_checkpoint(name, export.blob, step=export.step, last_log_id=export.last_log_id,
-                                               config_digest=export.config_digest)
-
-
 _thread_state = threading.local()
 
 
@@ -469,44 +467,3 @@ def _count_batch(counters: ModelCounters, samples: int, labels: int, seconds: fl
     counters.learn_batches += 1
     counters.learn_seconds += seconds
 
-
-def restore_network(record: ModelRecord, payload: CheckpointPayload) -> Network:
-    net = Network.from_state(decode_state(payload.network_state))
-    if net.config.digest() != make_config(record.preset, record.config or None).digest():
-        raise StateError("checkpoint config does not match the model's record")
-    return net
-
-
-def apply_event(net: Network, seen: list[str], event: LearnEvent) -> None:
-    """Replay one log event exactly as the learner applied it."""
-    net.learn_many(event.pixels, np.asarray(event.labels, np.int64))
-    seen.extend(i for i in event.ids if i is not None)
-
-
-async def restore_from_store(manager: ModelManager, record: ModelRecord) -> None:
-    """Default recovery: newest loadable checkpoint (falling back to older ones), then replay the log
-    entries after it, then start the learner and mark the model ready."""
-    store = manager.store
-    net, seen, after = None, [], None
-    for meta in await store.list_checkpoints(record.name):
-        try:
-            payload = decode_checkpoint(await store.load_checkpoint(record.name, meta.id))
-            net = await asyncio.to_thread(restore_network, record, payload)
-            seen, after = payload.seen_ids, payload.last_log_id
-            break
-        except (StoreError, EventError, StateError, ValueError) as exc:
-            log.warning("skipping unusable checkpoint", extra={"model": record.name, "checkpoint": meta.id,
-                                                               "error": str(exc)})
-    if net is None:
-        net = await asyncio.to_thread(Network, make_config(record.preset, record.config or None), record.seed,
-                                      record.preset)
-    replayed = 0
-    async for log_id, blob in store.read_log(record.name, after):
-        event = decode_event(blob)
-        await asyncio.to_thread(apply_event, net, seen, event)
-        after = log_id
-        replayed += len(event)
-    if replayed:
-        log.info("log replayed", extra={"model": record.name, "samples": replayed, "last_log_id": after})
-    manager.attach(record.name, net, seen, after)
-    manager.mark_ready(record.name)

@@ -14,7 +14,7 @@ def test_learning_over_http_matches_the_engine_bit_for_bit(client, model, digits
     X, y = digits
     local = Network("mnist-shallow", seed=0)
     expected = local.learn_many(X[:300], y[:300])
-    got, step = [], 0
+    got = []
     for start in (0, 100, 250):          # uneven batches: chunking must not matter
         stop = {0: 100, 100: 250, 250: 300}[start]
         r = client.post(f"/v1/models/{model}/samples", json=tools.samples_body(X[start:stop], y[start:stop]))
@@ -55,10 +55,10 @@ def test_pixel_lists_int_and_float_are_equivalent_to_b64(client, digits, tools):
     for name in names:
         assert client.post("/v1/models", json={"name": name, "preset": "mnist-shallow"}).status_code == 201
     try:
-        client.post(f"/v1/models/eq-b64/samples", json=tools.samples_body(X[:30], y[:30]))
-        client.post(f"/v1/models/eq-int/samples",
+        client.post("/v1/models/eq-b64/samples", json=tools.samples_body(X[:30], y[:30]))
+        client.post("/v1/models/eq-int/samples",
                     json={"samples": [{"x": x.tolist(), "label": int(t)} for x, t in zip(X[:30], y[:30])]})
-        client.post(f"/v1/models/eq-float/samples",
+        client.post("/v1/models/eq-float/samples",
                     json={"samples": [{"x": (x / 255.0).tolist(), "label": int(t)} for x, t in zip(X[:30], y[:30])]})
         digests = {tools.digest(client, name) for name in names}
         assert len(digests) == 1
