@@ -43,23 +43,23 @@ async def digest(manager, name="m"):
 
 
 async def test_scheduler_checkpoints_every_n_samples_or_t_seconds(durable_url, stream):
-    async with running(durable_url, every_samples=250, every_seconds=3600) as (manager, d):
+    async with running(durable_url, every_samples=100, every_seconds=3600) as (manager, d):
         await manager.create_model("m", "mnist-shallow")
         assert await d.run_due_checkpoints(manager) == []          # nothing learned yet
-        await learn(manager, stream, 0, 200)
-        assert await d.run_due_checkpoints(manager) == []          # 200 < 250 and the hour is not over
-        await learn(manager, stream, 200, 300)
+        await learn(manager, stream, 0, 80)
+        assert await d.run_due_checkpoints(manager) == []          # 80 < 100 and the hour is not over
+        await learn(manager, stream, 80, 120)
         assert await d.run_due_checkpoints(manager) == ["m"]
-        assert [c.step for c in await manager.store.list_checkpoints("m")] == [300]
-        await learn(manager, stream, 300, 310)
+        assert [c.step for c in await manager.store.list_checkpoints("m")] == [120]
+        await learn(manager, stream, 120, 130)
         assert await d.run_due_checkpoints(manager) == []
         d._progress_of("m").at = time.monotonic() - 3601          # the time interval has passed
         assert await d.run_due_checkpoints(manager) == ["m"]
-        assert [c.step for c in await manager.store.list_checkpoints("m")] == [310, 300]
-        await learn(manager, stream, 310, 320)
+        assert [c.step for c in await manager.store.list_checkpoints("m")] == [130, 120]
+        await learn(manager, stream, 130, 140)
     # graceful shutdown checkpoints what changed since
     async with running(durable_url) as (manager, d):
-        assert [c.step for c in await manager.store.list_checkpoints("m")] == [320, 310, 300]
+        assert [c.step for c in await manager.store.list_checkpoints("m")] == [140, 130, 120]
         assert d.last_recovery["m"]["replayed_samples"] == 0
         await d.close(manager)                                    # unchanged: no new checkpoint
         assert len(await manager.store.list_checkpoints("m")) == 3
@@ -69,14 +69,14 @@ async def test_log_is_trimmed_only_through_the_oldest_kept_checkpoint(durable_ur
     async with running(durable_url, checkpoint_on_shutdown=False) as (manager, d):
         await manager.create_model("m", "mnist-shallow")
         for i in range(5):
-            await learn(manager, stream, i * 100, i * 100 + 100)
+            await learn(manager, stream, i * 50, i * 50 + 50)
             await manager.checkpoint("m")
-        await learn(manager, stream, 500, 550)
+        await learn(manager, stream, 250, 275)
         kept = await manager.store.list_checkpoints("m")
-        assert [c.step for c in kept] == [500, 400, 300]
+        assert [c.step for c in kept] == [250, 200, 150]
         remaining = [log_id async for log_id, _ in manager.store.read_log("m")]
         assert remaining and log_id_key(remaining[0]) > log_id_key(kept[-1].last_log_id)
-        assert len(remaining) == 3      # the batches after the oldest kept checkpoint (step 300)
+        assert len(remaining) == 3      # the batches after the oldest kept checkpoint (step 150)
     # the two newest checkpoints are damaged: the oldest one plus the untrimmed log still recover exactly
     async with running(durable_url, checkpoint_on_shutdown=False) as (manager, d):
         for meta in kept[:2]:
@@ -84,8 +84,8 @@ async def test_log_is_trimmed_only_through_the_oldest_kept_checkpoint(durable_ur
     async with running(durable_url) as (manager, d):
         assert d.last_recovery["m"]["checkpoint"] == kept[2].id
         assert d.last_recovery["m"]["skipped_checkpoints"] == [kept[0].id, kept[1].id]
-        assert d.last_recovery["m"]["replayed_samples"] == 250
-        assert await digest(manager) == reference_digest(550)
+        assert d.last_recovery["m"]["replayed_samples"] == 125
+        assert await digest(manager) == reference_digest(275)
 
 
 async def corrupt(store, name, checkpoint_id):
@@ -186,13 +186,13 @@ async def test_an_append_that_landed_without_reply_is_learned_once(durable_url, 
     store = LosesOneAppendReply(make_store(durable_url))
     async with running(durable_url, store=store) as (manager, d):
         await manager.create_model("m", "mnist-shallow")
-        await learn(manager, stream, 0, 100)
+        await learn(manager, stream, 0, 50)
         store.arm()
         with pytest.raises(StoreError):
-            await learn(manager, stream, 100, 200)       # logged, but the client saw a failure
-        retry = await learn(manager, stream, 100, 200)   # the client retries the same ids
-        assert retry.accepted == 0 and len(retry.duplicates) == 100
-        await learn(manager, stream, 200, 300)
-        assert await digest(manager) == reference_digest(300)
+            await learn(manager, stream, 50, 100)        # logged, but the client saw a failure
+        retry = await learn(manager, stream, 50, 100)    # the client retries the same ids
+        assert retry.accepted == 0 and len(retry.duplicates) == 50
+        await learn(manager, stream, 100, 150)
+        assert await digest(manager) == reference_digest(150)
     async with running(durable_url) as (manager, d):   # and the log replays to the same state
-        assert await digest(manager) == reference_digest(300)
+        assert await digest(manager) == reference_digest(150)
