@@ -15,6 +15,7 @@ COMMANDS = {
     "compare": ("model.compare", "Hebb against River and scikit-learn on the same stream"),
     "bench-durability": ("service.durability_bench", "ingest rate per store, checkpoint and recovery times"),
     "dashboard-probe": ("service.dashboard_probe", "watch a model like the dashboard does: snapshot gaps, picture times"),
+    "bench-deploy": ("service.deploy_bench", "scale-out roles: published state size, predictor lag, failover time"),
 }
 
 

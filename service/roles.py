@@ -2,10 +2,10 @@
 
 * ``all`` (default) — one process learns and predicts every model (:class:`ModelManager` as is).
 * ``learner`` — :class:`LearnerManager`: learns only the models whose lease it holds
-  (:mod:`service.lease`); is a hot standby for the others, answering their requests with 503 +
-  ``Retry-After`` (:class:`NotLeader`). Every ``lease_ttl/3`` it renews its leases and tries to
-  take the free ones; taking over = restore the newest checkpoint, replay the log after it, go
-  ready. Every write is fenced by the lease token, so a deposed learner's writes are rejected
+  (:mod:`service.lease`); is a hot standby for the others (their kernels compiled in advance),
+  answering their requests with 503 + ``Retry-After`` (:class:`NotLeader`). A dedicated thread
+  renews the held leases every ``lease_ttl/3``; the event loop steps down from lost ones and takes
+  free ones; taking over = restore the newest checkpoint, replay the log after it, go ready. Every write is fenced by the lease token, so a deposed learner's writes are rejected
   and it steps down. Each ``publish_every_seconds`` it publishes a changed model's serving state
   (:mod:`service.replica`) for predictors.
 * ``predictor`` — :class:`PredictorManager`: serves predictions of every model from the latest
@@ -31,7 +31,7 @@ import numpy as np
 from model import Network, StateError, make_config
 from service.durability import Durability, load_newest_valid
 from service.errors import ModelExists, NotLeader, WrongRole
-from service.lease import Leases
+from service.lease import LeaseRenewer, Leases
 from service.manager import MODEL_NAME, ManagedModel, ModelManager, ModelStatus
 from service.replica import ReplicaBuilder, ServingChannel, decode_message, encode_serving
 from service.settings import Settings
@@ -43,6 +43,8 @@ log = logging.getLogger("hebb.roles")
 # a predictor re-reads the registry and the published steps this often, in case a pub/sub
 # message was missed (pub/sub is fire-and-forget: nothing is delivered while disconnected)
 PREDICTOR_POLL_SECONDS = 2.0
+# how often a learner looks for free leases (and steps down from lost ones)
+LEASE_PASS_SECONDS = 0.5
 
 
 def build_role(settings: Settings, store: Store, **manager_options: Any) -> tuple[ModelManager, Durability]:
@@ -75,10 +77,10 @@ class LearnerManager(ModelManager):
         self.publish_every = settings.publish_every_seconds
         self.max_models = settings.learner_max_models
         self.leases = Leases(store, self.lease_ttl)
+        self.renewer = LeaseRenewer(store, self.lease_ttl)
         self.serving = ServingChannel(store)
         self.tokens: dict[str, str] = {}          # models led by this learner -> lease token
         self.standby: dict[str, ModelRecord] = {}  # models led by another learner (or by nobody yet)
-        self._renewed: dict[str, float] = {}      # monotonic time of each lease's last renewal
         self._published: dict[str, int] = {}      # step last published per model
         self._takeovers: dict[str, asyncio.Task] = {}
         self._tasks: list[asyncio.Task] = []
@@ -87,6 +89,8 @@ class LearnerManager(ModelManager):
     # ----------------------------------------------------------------- lifecycle
     async def start(self) -> None:
         """Take the free leases (recovering those models in the background), then keep leases and publish."""
+        if not self.renewer.is_alive():
+            self.renewer.start()
         await self._lease_pass()
         self.started = True
         self._tasks = [asyncio.create_task(self._keep_leases(), name="hebb-leases"),
@@ -111,6 +115,7 @@ class LearnerManager(ModelManager):
             with contextlib.suppress(BaseException):
                 await task
         await super().close()
+        await asyncio.to_thread(self.renewer.stop)
         for name, token in list(self.tokens.items()):
             with contextlib.suppress(StoreError):
                 await self.leases.release(name, token)
@@ -120,23 +125,23 @@ class LearnerManager(ModelManager):
     # ----------------------------------------------------------------- leases
     async def _keep_leases(self) -> None:
         while True:
-            await asyncio.sleep(self.lease_ttl / 3)
+            # taking a free lease is one SET NX: look often, so a takeover starts right at expiry
+            await asyncio.sleep(min(self.lease_ttl / 3, LEASE_PASS_SECONDS))
             try:
                 await self._lease_pass()
             except StoreError as exc:
                 log.warning("lease pass failed", extra={"error": str(exc)})
-            # a lease not renewed for a whole ttl has expired: another learner may hold it by now
-            now = time.monotonic()
-            for name in [n for n, at in self._renewed.items() if now - at >= self.lease_ttl]:
-                await self._step_down(name, "lease not renewed within its ttl")
 
     async def _lease_pass(self) -> None:
-        """Renew held leases (stepping down from lost ones), refresh the registry, take free leases."""
-        for name, token in list(self.tokens.items()):
-            if await self.leases.renew(name, token):
-                self._renewed[name] = time.monotonic()
-            else:
+        """Step down from lost or lapsed leases (renewed by :class:`LeaseRenewer`), refresh the
+        registry, take free leases."""
+        lost = self.renewer.lost()
+        for name in list(self.tokens):
+            if name in lost:
                 await self._step_down(name, "lease taken over by another learner")
+            elif self.renewer.seconds_since_renewal(name) >= self.lease_ttl:
+                # not renewed for a whole ttl: it has expired, another learner may hold it by now
+                await self._step_down(name, "lease not renewed within its ttl")
         records = await self.store.list_models()
         self.standby = {r.name: r for r in records if r.name not in self.tokens}
         for record in self.standby.values():
@@ -160,7 +165,7 @@ class LearnerManager(ModelManager):
 
     def _hold(self, name: str, token: str) -> None:
         self.tokens[name] = token
-        self._renewed[name] = time.monotonic()
+        self.renewer.hold(name, token)
         self.store.fences[name] = token        # from now on every write of this model is fenced
         self.standby.pop(name, None)
 
@@ -188,7 +193,7 @@ class LearnerManager(ModelManager):
     async def _step_down(self, name: str, reason: str) -> None:
         """Stop learning ``name``: its writes are fenced anyway; queued (already logged) jobs drain."""
         token = self.tokens.pop(name, None)
-        self._renewed.pop(name, None)
+        self.renewer.drop(name)
         self.store.fences.pop(name, None)
         takeover = self._takeovers.pop(name, None)
         if takeover is not None:
@@ -227,7 +232,7 @@ class LearnerManager(ModelManager):
             return await super().create_model(name, preset, config, seed)
         except BaseException:
             self.tokens.pop(name, None)
-            self._renewed.pop(name, None)
+            self.renewer.drop(name)
             self.store.fences.pop(name, None)
             with contextlib.suppress(StoreError):
                 await self.leases.release(name, token)
@@ -238,7 +243,7 @@ class LearnerManager(ModelManager):
         token = self.tokens.get(name)
         await super().delete_model(name)         # also deletes the lease key
         self.tokens.pop(name, None)
-        self._renewed.pop(name, None)
+        self.renewer.drop(name)
         self._published.pop(name, None)
         self.store.fences.pop(name, None)
         if token is not None:
@@ -274,12 +279,20 @@ class LearnerManager(ModelManager):
         return step
 
 
+# samples a warm-up learns: several engine chunks (pipelined stages) and full readout buffers, so
+# every kernel a replay uses gets compiled
+WARM_UP_SAMPLES = 768
+
+
 def warm_up(record: ModelRecord) -> None:
-    """Learn and predict two blank samples on a throwaway network of the record's config."""
+    """Learn and predict noise on a throwaway network of the record's config (compiles the kernels)."""
     net = Network(make_config(record.preset, record.config or None), record.seed, record.preset)
-    blank = np.zeros((2, int(np.prod(net.config.input_shape))), np.uint8)
-    net.learn_many(blank, np.array([0, -1]))
-    net.predict_proba_many(blank)
+    size = int(np.prod(net.config.input_shape))
+    noise = np.random.default_rng(0).integers(0, 256, (WARM_UP_SAMPLES, size), dtype=np.uint8)
+    labels = np.arange(WARM_UP_SAMPLES) % net.config.classes
+    labels[::7] = -1                                    # the unlabeled path too
+    net.learn_many(noise, labels)
+    net.predict_proba_many(noise[:4])
 
 
 # ------------------------------------------------------------------------------------- predictor

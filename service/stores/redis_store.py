@@ -100,6 +100,11 @@ class RedisStore(Store):
         return self._k("lease", name)
 
     @property
+    def client_url(self) -> str:
+        """The Redis URL without the store's own options (for a second, synchronous client)."""
+        return self._client_url
+
+    @property
     def redis(self) -> aioredis.Redis:
         if self._redis is None:
             raise StoreError(f"store {self.url} is not open")

@@ -16,39 +16,13 @@ import httpx
 import numpy as np
 
 from model import Network
+from service.deploy_bench import FailoverClient
 
 MODEL = "digits"
 N_SAMPLES = 3000
 BATCH = 50
 KILL_AT = 1500
 LAG_CHECK_AT = 1000
-
-
-class FailoverClient:
-    """Sends each request to the current learner; on a connection error or a 503 it waits
-    (``Retry-After``, capped) and tries the next URL. Retries reuse the sample ids."""
-
-    def __init__(self, urls: list[str]):
-        self.urls = urls
-        self.current = 0
-        self.failures: list[tuple[float, str]] = []
-
-    def post(self, path: str, body: dict, give_up_after: float = 60.0) -> httpx.Response:
-        deadline = time.monotonic() + give_up_after
-        while time.monotonic() < deadline:
-            url = self.urls[self.current]
-            try:
-                response = httpx.post(url + path, json=body, timeout=30.0)
-                if response.status_code != 503:
-                    return response
-                pause = min(float(response.headers.get("Retry-After", "1")), 1.0)
-                self.failures.append((time.monotonic(), f"503 {response.json().get('code')}"))
-            except httpx.TransportError as exc:
-                pause = 0.1
-                self.failures.append((time.monotonic(), type(exc).__name__))
-            self.current = (self.current + 1) % len(self.urls)
-            time.sleep(pause)
-        raise AssertionError(f"no learner accepted {path} within {give_up_after}s: {self.failures[-5:]}")
 
 
 class PredictorWatch(threading.Thread):
@@ -148,15 +122,18 @@ def test_learner_failover_with_predictor_replicas(redis_aof, roles, mnist):
     watches = [PredictorWatch(p.url, base64.b64encode(X[-1].tobytes()).decode()) for p in predictors]
     for watch in watches:
         watch.start()
-    client = FailoverClient([learner_a.url, learner_b.url])
-    killed_at = recovered_at = None
+    learners = [learner_a, learner_b]
+    client = FailoverClient([p.url for p in learners])
+    killed_at = recovered_at = survivor = None
     lag = None
     for start in range(0, N_SAMPLES, BATCH):
         if start == LAG_CHECK_AT:
             lag = seconds_until_predictors_reach(predictors, LAG_CHECK_AT)
-        if start == KILL_AT:
-            learner_a.kill9()
+        if start == KILL_AT:              # the active learner: the one the client talks to
+            learners[client.current].kill9()
+            survivor = learners[1 - client.current]
             killed_at = time.monotonic()
+            failures_before_kill = len(client.failures)
         r = client.post(f"/v1/models/{MODEL}/samples", batch(X, y, start, start + BATCH))
         assert r.status_code == 200, r.text
         assert r.json()["step"] == start + BATCH
@@ -173,11 +150,11 @@ def test_learner_failover_with_predictor_replicas(redis_aof, roles, mnist):
     assert lag is not None and lag <= 2.0, f"predictors lagged {lag:.2f}s"
     assert final_lag <= 2.0, f"predictors lagged {final_lag:.2f}s after the failover"
     assert recovered_at - killed_at <= 15.0, f"the standby took {recovered_at - killed_at:.1f}s to take over"
-    assert client.current == 1 and client.failures, "the stream should have failed over to the standby"
-    info = httpx.get(f"{learner_b.url}/v1/models/{MODEL}", timeout=30).json()
+    assert client.urls[client.current] == survivor.url and len(client.failures) > failures_before_kill
+    info = httpx.get(f"{survivor.url}/v1/models/{MODEL}", timeout=30).json()
     assert info["samples_seen"] == N_SAMPLES
     assert info["state_digest"] == reference.state_digest()
-    readiness = httpx.get(learner_b.url + "/readyz", timeout=5).json()
+    readiness = httpx.get(survivor.url + "/readyz", timeout=5).json()
     assert readiness["ready"] and readiness["leading"] == [MODEL]
     for watch in watches:
         assert watch.requests > 50 and not watch.errors, watch.errors[:5]
