@@ -71,6 +71,7 @@ function selectModel(name) {
   state.last = null;
   state.rateHistory = [];
   state.imagesStep = null;
+  state.imagesAt = 0;
   if (name) history.replaceState(null, "", `#${encodeURIComponent(name)}`);
   if (state.stream) state.stream.abort();
   state.stream = null;
@@ -372,6 +373,7 @@ function clearDrawing() {
   $("probabilities").replaceChildren();
   $("feedback-send").disabled = true;
   $("feedback-status").textContent = "";
+  delete $("feedback-label").dataset.touched;   // the next drawing proposes its own prediction again
   drawDigitPreview();
 }
 

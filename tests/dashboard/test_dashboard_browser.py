@@ -128,6 +128,15 @@ def test_dashboard_live_in_headless_chromium(browser, dashboard_server, mnist, h
             "const d = document.getElementById('draw-preview').getContext('2d').getImageData(0, 0, 28, 28).data;"
             "let ink = 0; for (let i = 0; i < d.length; i += 4) ink += d[i] > 0; return ink;")
         assert 20 < preview_ink < 400, f"the 28x28 preview has {preview_ink} inked pixels"
+        # MNIST-like: the ink fits a 20x20 box (longer side 20) and its centre of mass is the centre
+        cx, cy, width, height, peak = browser.execute_script(
+            "const p = draw.pixels; let m = 0, sx = 0, sy = 0, x0 = 28, x1 = -1, y0 = 28, y1 = -1;"
+            "for (let i = 0; i < 784; i++) { const v = p[i]; if (!v) continue; const x = i % 28, y = (i - x) / 28;"
+            "  m += v; sx += v * x; sy += v * y;"
+            "  x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y); }"
+            "return [sx / m, sy / m, x1 - x0 + 1, y1 - y0 + 1, Math.max(...p)];")
+        assert abs(cx - 13.5) <= 1.0 and abs(cy - 13.5) <= 1.0, (cx, cy)
+        assert 19 <= height <= 20 and width < height and peak == 255, (width, height, peak)
         assert label
 
         # send the drawing as feedback with the right label (a vertical stroke: a one)
