@@ -28,7 +28,8 @@ class StreamingLeastSquares:
     ``solve_every`` labels. Without forgetting nothing learned is ever lost.
     """
 
-    STATE_ARRAYS = ("weights", "gram", "cross", "buffer", "buffer_labels")
+    # the Gram matrix is saved as its packed lower triangle: the only part ever written
+    STATE_ARRAYS = ("weights", "gram_lower", "cross", "buffer", "buffer_labels")
 
     def __init__(self, config: ReadoutConfig, n_features: int, classes: int):
         self.config = config
@@ -41,6 +42,23 @@ class StreamingLeastSquares:
         self.labels_seen = 0
         self.buffered = 0
         self.solves = 0
+
+    @property
+    def gram_lower(self) -> np.ndarray:
+        """The lower triangle of the Gram matrix, row by row, as one float32 vector."""
+        return np.concatenate([self.gram[i, :i + 1] for i in range(self.gram.shape[0])])
+
+    @gram_lower.setter
+    def gram_lower(self, packed: np.ndarray) -> None:
+        d = self.gram.shape[0]
+        if packed.shape != (d * (d + 1) // 2,):
+            raise ValueError(f"packed Gram triangle has shape {packed.shape}, expected ({d * (d + 1) // 2},)")
+        gram = np.zeros((d, d), np.float32)
+        start = 0
+        for i in range(d):
+            gram[i, :i + 1] = packed[start:start + i + 1]
+            start += i + 1
+        self.gram = gram
 
     def next_solve(self) -> int:
         """Label count at which the weights are solved next."""

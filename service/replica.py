@@ -31,7 +31,7 @@ from service.stores.redis_store import RedisStore
 
 # readout arrays used only to *learn* the weights (Gram matrix, cross-correlation, sample buffer);
 # prediction reads the layers and readout.weights. A test checks replica == learner predictions.
-LEARNING_ONLY_ARRAYS = frozenset({"readout.gram", "readout.cross", "readout.buffer", "readout.buffer_labels"})
+LEARNING_ONLY_ARRAYS = frozenset({"readout.gram_lower", "readout.cross", "readout.buffer", "readout.buffer_labels"})
 
 _PUBLISH = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
