@@ -20,7 +20,20 @@ from model.config import ReadoutConfig
 _ACCUMULATE = 256
 
 
-class StreamingLeastSquares:
+class LinearReadout:
+    """What both readouts share: class scores are ``F @ weights``."""
+
+    def __init__(self, config: ReadoutConfig, n_features: int, classes: int):
+        self.config = config
+        self.classes = classes
+        self.weights = np.zeros((n_features, classes), np.float32)
+
+    def scores(self, F: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        """Frozen scores for prediction (one BLAS product; learning scores with a fixed order)."""
+        return F @ (self.weights if weights is None else weights)
+
+
+class StreamingLeastSquares(LinearReadout):
     """Ridge regression onto one-hot targets from running sufficient statistics.
 
     ``A = Σ λ^age·f·fᵀ`` (lower triangle stored) and ``B = Σ λ^age·f·tᵀ`` grow with every label (``λ`` the forgetting
@@ -32,9 +45,7 @@ class StreamingLeastSquares:
     STATE_ARRAYS = ("weights", "gram_lower", "cross", "buffer", "buffer_labels")
 
     def __init__(self, config: ReadoutConfig, n_features: int, classes: int):
-        self.config = config
-        self.classes = classes
-        self.weights = np.zeros((n_features, classes), np.float32)
+        super().__init__(config, n_features, classes)
         self.gram = np.zeros((n_features, n_features), np.float32)
         self.cross = np.zeros((n_features, classes), np.float64)
         self.buffer = np.zeros((_ACCUMULATE, n_features), np.float32)
@@ -91,11 +102,6 @@ class StreamingLeastSquares:
                 self._solve()
             start = stop
         return scores
-
-    def scores(self, F: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-        out = np.zeros((F.shape[0], self.classes), np.float32)
-        kernels.readout_scores(F, self.weights if weights is None else weights, out)
-        return out
 
     def _add(self, f: np.ndarray, label: int) -> None:
         self.buffer[self.buffered] = f
@@ -158,15 +164,13 @@ class StreamingLeastSquares:
         self.labels_seen, self.buffered, self.solves = int(c["labels_seen"]), int(c["buffered"]), int(c["solves"])
 
 
-class DeltaRule:
+class DeltaRule(LinearReadout):
     """Normalised LMS, one step per labeled sample: ``W += lr·(t − s)·fᵀ / ‖f‖²``."""
 
     STATE_ARRAYS = ("weights",)
 
     def __init__(self, config: ReadoutConfig, n_features: int, classes: int):
-        self.config = config
-        self.classes = classes
-        self.weights = np.zeros((n_features, classes), np.float32)
+        super().__init__(config, n_features, classes)
         self.labels_seen = 0
 
     def learn_many(self, F: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -174,11 +178,6 @@ class DeltaRule:
         kernels.delta_rule_chunk(F, labels, self.weights, np.float32(self.config.delta_lr), scores)
         self.labels_seen += int((labels >= 0).sum())
         return scores
-
-    def scores(self, F: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-        out = np.zeros((F.shape[0], self.classes), np.float32)
-        kernels.readout_scores(F, self.weights if weights is None else weights, out)
-        return out
 
     def reset(self) -> None:
         self.weights[:] = 0.0
