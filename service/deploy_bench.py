@@ -143,9 +143,10 @@ class StepWatch(threading.Thread):
             while not self.halt.is_set():
                 try:
                     r = client.get(f"{self.url}/v1/models/{MODEL}")
-                    if r.status_code == 200:
-                        self.seen.append((time.monotonic(), r.json()["step"]))
-                    else:
+                    step = r.json().get("step") if r.status_code == 200 else None
+                    if step is not None:
+                        self.seen.append((time.monotonic(), step))
+                    elif r.status_code != 200:
                         self.errors += 1
                 except httpx.HTTPError:
                     self.errors += 1
@@ -172,6 +173,7 @@ def run_live(preset: str, X: np.ndarray, y: np.ndarray, batch: int, logs: Path |
             r = httpx.post(learners[0].url + "/v1/models", json={"name": MODEL, "preset": preset}, timeout=120)
             r.raise_for_status()
             predictor.wait(f"/v1/models/{MODEL}")
+            predictor.wait("/readyz")                         # the model's replica is loaded
             watch = StepWatch(predictor.url)
             watch.start()
             client = FailoverClient([learner.url for learner in learners])
@@ -200,7 +202,8 @@ def run_live(preset: str, X: np.ndarray, y: np.ndarray, batch: int, logs: Path |
                 lags[after].append((reached - at) if reached is not None else float("inf"))
             return {"preset": preset, "samples": n, "batch": batch, "seconds": round(elapsed, 2),
                     "takeover_seconds": round(takeover, 2),
-                    "lag_p50_s": round(float(np.median(lags[False])), 3), "lag_max_s": round(max(lags[False]), 3),
+                    "lag_p50_s": round(float(np.percentile(lags[False], 50)), 3),
+                    "lag_p95_s": round(float(np.percentile(lags[False], 95)), 3), "lag_max_s": round(max(lags[False]), 3),
                     "lag_after_failover_max_s": round(max(lags[True]), 3), "predictor_errors": watch.errors,
                     "client_retries": len(client.failures)}
         finally:

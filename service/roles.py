@@ -84,7 +84,7 @@ class LearnerManager(ModelManager):
         self._published: dict[str, int] = {}      # step last published per model
         self._takeovers: dict[str, asyncio.Task] = {}
         self._tasks: list[asyncio.Task] = []
-        self._warmed: set[str] = set()            # configs whose kernels this process has compiled
+        self._warm_ups: dict[str, asyncio.Task] = {}   # per config: compiling its kernels (see _warm_up)
 
     # ----------------------------------------------------------------- lifecycle
     async def start(self) -> None:
@@ -93,8 +93,8 @@ class LearnerManager(ModelManager):
             self.renewer.start()
         await self._lease_pass()
         self.started = True
-        self._tasks = [asyncio.create_task(self._keep_leases(), name="hebb-leases"),
-                       asyncio.create_task(self._publish_loop(), name="hebb-publish")]
+        self._tasks += [asyncio.create_task(self._keep_leases(), name="hebb-leases"),
+                        asyncio.create_task(self._publish_loop(), name="hebb-publish")]
 
     @property
     def ready(self) -> bool:
@@ -109,9 +109,10 @@ class LearnerManager(ModelManager):
 
     async def close(self) -> None:
         """Stop keeping leases, drain the learners, then release the leases so a standby takes over at once."""
-        for task in [*self._tasks, *self._takeovers.values()]:
+        tasks = [*self._tasks, *self._takeovers.values(), *self._warm_ups.values()]
+        for task in tasks:
             task.cancel()
-        for task in [*self._tasks, *self._takeovers.values()]:
+        for task in tasks:
             with contextlib.suppress(BaseException):
                 await task
         await super().close()
@@ -144,24 +145,23 @@ class LearnerManager(ModelManager):
                 await self._step_down(name, "lease not renewed within its ttl")
         records = await self.store.list_models()
         self.standby = {r.name: r for r in records if r.name not in self.tokens}
-        for record in self.standby.values():
-            self._warm_up(record)
         for record in records:
-            if record.name in self.tokens:
-                continue
+            if record.name in self.tokens or not self._warm_up(record).done():
+                continue        # lead a model only once its kernels are compiled (see _warm_up)
             if self.max_models and len(self.tokens) >= self.max_models:
                 break
             token = await self.leases.acquire(record.name)
             if token is not None:
                 self._take_over(record, token)
 
-    def _warm_up(self, record: ModelRecord) -> None:
-        """A hot standby compiles the engine's kernels for a model's config before it may need them:
-        the first learn of a process pays the numba JIT, which would otherwise slow a takeover's replay."""
+    def _warm_up(self, record: ModelRecord) -> asyncio.Task:
+        """Compile the engine's kernels for a model's config before leading it (once per config).
+        The numba JIT of a process's first learn can hold the GIL for seconds on a loaded machine:
+        holding a lease meanwhile would let it lapse, and it would slow a takeover's replay."""
         key = json.dumps([record.preset, record.config], sort_keys=True)
-        if key not in self._warmed:
-            self._warmed.add(key)
-            self._tasks.append(asyncio.create_task(asyncio.to_thread(warm_up, record), name="hebb-warm-up"))
+        if key not in self._warm_ups:
+            self._warm_ups[key] = asyncio.create_task(_warm_up_logged(record), name="hebb-warm-up")
+        return self._warm_ups[key]
 
     def _hold(self, name: str, token: str) -> None:
         self.tokens[name] = token
@@ -221,6 +221,11 @@ class LearnerManager(ModelManager):
             return await super().create_model(name, preset, config, seed)   # raises its validation error
         if name in self.standby:
             raise ModelExists(f"name: model {name!r} already exists", "name")
+        try:
+            make_config(preset, config or None)
+        except Exception:   # noqa: BLE001 - the base class turns it into the right 422
+            return await super().create_model(name, preset, config, seed)
+        await asyncio.shield(self._warm_up(ModelRecord(name=name, preset=preset, config=dict(config or {}), seed=seed)))
         token = await self.leases.acquire(name)
         if token is None:
             raise ModelExists(f"name: model {name!r} already exists (another learner holds it)", "name")
@@ -293,6 +298,17 @@ def warm_up(record: ModelRecord) -> None:
     labels[::7] = -1                                    # the unlabeled path too
     net.learn_many(noise, labels)
     net.predict_proba_many(noise[:4])
+
+
+async def _warm_up_logged(record: ModelRecord) -> None:
+    started = time.perf_counter()
+    try:
+        await asyncio.to_thread(warm_up, record)
+    except Exception:   # noqa: BLE001 - a failed warm-up only costs speed later
+        log.exception("warm-up failed", extra={"model": record.name})
+        return
+    log.info("kernels compiled", extra={"model": record.name, "preset": record.preset,
+                                        "seconds": round(time.perf_counter() - started, 3)})
 
 
 # ------------------------------------------------------------------------------------- predictor
