@@ -1,7 +1,8 @@
 """What a learner publishes for predictors, and how predictors read it.
 
-A full checkpoint of the default ``mnist`` preset is ~86 MB (the streaming readout's 4481² Gram
-matrix is 80 MB of it) and takes ~2 s to encode: far too heavy to ship every second. Predictions
+A full checkpoint of the default ``mnist`` preset is ~46 MB (the streaming readout's 4481² Gram
+matrix, lower triangle, is 40 MB of it) and takes ~0.35 s to encode: too heavy to ship every second
+to every predictor. Predictions
 need much less: the competitive layers and the readout *weights* (~1 MB for ``mnist``). The
 *serving state* is the network's ``state_dict`` without the readout's learning-only arrays,
 encoded with ``model.encode_state`` (checksummed, pickle-free). A predictor lays it over a fresh
