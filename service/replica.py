@@ -2,9 +2,8 @@
 
 A full checkpoint of the default ``mnist`` preset is ~46 MB (the streaming readout's 4481² Gram
 matrix, lower triangle, is 40 MB of it) and takes ~0.35 s to encode: too heavy to ship every second
-to every predictor. Predictions
-need much less: the competitive layers and the readout *weights* (~1 MB for ``mnist``). The
-*serving state* is the network's ``state_dict`` without the readout's learning-only arrays,
+to every predictor. Predictions need much less: the competitive layers and the readout *weights*
+(~1 MB for ``mnist``). The *serving state* is the network's ``state_dict`` without the readout's learning-only arrays,
 encoded with ``model.encode_state`` (checksummed, pickle-free). A predictor lays it over a fresh
 network of the same config, so it predicts exactly what the learner's own snapshot predicts.
 
