@@ -108,10 +108,13 @@ class NetworkConfig(_Strict):
 
 
 PRESETS: dict[str, dict[str, Any]] = {
+    # three feature layers: 5x5 strokes (24x24 positions), their 3x3 compositions on the pooled
+    # map (10x10), and compositions of those (3x3); each layer feeds the readout
     "mnist": {
         "layers": [
             {"channels": 64, "kernel": 5, "pool": 2, "readout_grid": 4},
-            {"channels": 384, "kernel": 3, "pool": 1, "readout_grid": 3},
+            {"channels": 384, "kernel": 3, "pool": 2, "readout_grid": 3},
+            {"channels": 384, "kernel": 3, "pool": 1, "readout_grid": 1},
         ],
     },
     "mnist-shallow": {

@@ -17,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from model import make_config
+
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 MODEL = "live"
 BATCH = 64
@@ -109,7 +111,9 @@ def test_dashboard_live_in_headless_chromium(browser, dashboard_server, mnist, h
                 "const i = document.getElementById(arguments[0]); return i.complete && i.naturalWidth > 0;", image),
                 30, f"{image} to load")
         # layer health and confusion matrix are drawn
-        wait_for(lambda: len(browser.find_elements("css selector", "#layers .layer canvas")) == 2, 20, "layer health")
+        n_layers = len(make_config("mnist").layers)
+        wait_for(lambda: len(browser.find_elements("css selector", "#layers .layer canvas")) == n_layers, 20,
+                 "layer health")
 
         # the page stays responsive while samples stream in: two animation frames come quickly
         frame_ms = browser.execute_async_script(

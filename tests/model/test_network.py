@@ -154,7 +154,7 @@ def test_stats_report_layer_health(stream):
     stats = net.stats()
     assert stats["samples_seen"] == 300 and stats["labels_seen"] == 300
     assert 0.0 < stats["prequential_accuracy"] <= 1.0
-    assert len(stats["layers"]) == 2
+    assert len(stats["layers"]) == len(SMALL.layers)
     for layer in stats["layers"]:
         assert 0.0 <= layer["dead_fraction"] <= 1.0
         assert 0.5 < layer["win_rate_entropy"] <= 1.0
