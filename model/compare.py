@@ -31,7 +31,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -230,11 +230,12 @@ def _run_job_safely(job: Job) -> dict[str, Any]:
         return {"name": job.system, "error": f"{type(exc).__name__}: {exc}"}
 
 
-def run_isolated(jobs: list[Job], processes: int) -> list[dict[str, Any]]:
-    """Run each job in its own freshly spawned process (peak RSS per system), in order."""
+def iter_isolated(jobs: list[Job], processes: int):
+    """Run each job in its own freshly spawned process (peak RSS per system); yields the results
+    in job order as they complete."""
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(processes=processes, maxtasksperchild=1) as pool:
-        return pool.map(_run_job_safely, jobs, chunksize=1)
+        yield from pool.imap(_run_job_safely, jobs, chunksize=1)
 
 
 # ---------------------------------------------------------------------------------- metrics
@@ -372,10 +373,14 @@ def reusable_results(previous: dict[str, Any], current: dict[str, Any], skip: li
 def compare(data_dir: str, scenario: str, limit: int | None, systems: list[str], seed: int = 0,
             slow_limit: int | None = DEFAULT_SLOW_LIMIT, mlp_batch: int = 1, window: int = DEFAULT_WINDOW,
             processes: int = 1, test_limit: int | None = None, command: str = "",
-            reuse: list[dict[str, Any]] = ()) -> tuple[dict[str, Any], dict[str, np.ndarray], Stream]:
+            reuse: list[dict[str, Any]] = (),
+            checkpoint: Callable[[dict[str, Any]], None] | None = None,
+            ) -> tuple[dict[str, Any], dict[str, np.ndarray], Stream]:
     """Run ``systems`` on ``scenario``; returns the report, each system's per-sample correctness
     and the (full-length) stream. With ``reuse`` (earlier reports of the same settings), their
-    other systems are added to this one without being run again (the first report wins)."""
+    other systems are added to this one without being run again (the first report wins).
+    ``checkpoint`` is called with a partial report (``"complete": false``, reusable) after each
+    system, so a long run that is interrupted keeps the systems it finished."""
     from model.data import load_dataset
 
     stream = build_stream(load_dataset(data_dir), scenario, limit, seed)
@@ -390,7 +395,13 @@ def compare(data_dir: str, scenario: str, limit: int | None, systems: list[str],
         if SYSTEMS[name].slow and slow_limit:
             system_limit = min(slow_limit, len(stream))
         jobs.append(Job(name, str(data_dir), scenario, system_limit, seed, mlp_batch, test_limit))
-    results = run_isolated(jobs, processes) if jobs else []
+    results = []
+    for result in iter_isolated(jobs, processes) if jobs else ():
+        results.append(result)
+        if checkpoint is not None:
+            done = [{k: v for k, v in r.items() if k != "correct"}
+                    | ({"correct_bits": encode_bits(r["correct"])} if "correct" in r else {}) for r in results]
+            checkpoint({**settings, "complete": False, "command": command, "systems": done})
     correctness: dict[str, np.ndarray] = {}
     for result, job in zip(results, jobs):
         if "error" in result:
@@ -417,6 +428,7 @@ def compare(data_dir: str, scenario: str, limit: int | None, systems: list[str],
     hebb_default = next((r for r in results if r["name"] == "hebb-mnist" and "error" not in r), None)
     report = {
         **settings,
+        "complete": True,
         "systems": results,
         "recovery_samples": hebb_default["recovery_samples"] if scenario == "drift" and hebb_default else None,
         "window": window,
@@ -501,11 +513,15 @@ def run(args: argparse.Namespace) -> int:
     if not args.systems and not reuse:
         print("hebb compare: --systems none needs --reuse", file=sys.stderr)
         return 2
+    def write_json(report: dict[str, Any]) -> None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+
     try:
         report, correctness, stream = compare(
             args.data, args.scenario, args.limit, args.systems, seed=args.seed, slow_limit=args.slow_limit or None,
             mlp_batch=args.mlp_batch, window=args.window, processes=args.jobs, test_limit=args.test_limit,
-            command=command, reuse=reuse)
+            command=command, reuse=reuse, checkpoint=write_json if args.json is not None else None)
     except (DatasetError, ValueError) as exc:
         print(f"hebb compare: {exc}", file=sys.stderr)
         return 2
@@ -519,6 +535,5 @@ def run(args: argparse.Namespace) -> int:
         (args.plots / f"compare-{args.scenario}.md").write_text(table)
         print(f"wrote {png} and {png.with_suffix('.md')}", file=sys.stderr)
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        write_json(report)
     return 1 if any("error" in s for s in report["systems"]) else 0

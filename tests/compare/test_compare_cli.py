@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from model.compare import SYSTEMS, Job, run_system
+from model.compare import SYSTEMS, Job, compare, reusable_results, run_system
 from service.cli import main
 
 JSON_FIELDS = {"name": str, "test_accuracy": float, "prequential_accuracy": float,
@@ -37,6 +37,7 @@ def test_iid_all_systems(tmp_path, data_dir, capsys):
     code, report = _compare(tmp_path, data_dir, "--scenario", "iid", "--limit", "300", "--slow-limit", "150")
     assert code == 0
     _check_schema(report, "iid", 300, list(SYSTEMS))
+    assert report["complete"] is True
     by_name = {s["name"]: s for s in report["systems"]}
     assert {n for n in by_name if n.startswith("hebb-")} == {"hebb-mnist", "hebb-mnist-shallow"}
     for name in ("river-hoeffding-tree", "river-arf"):
@@ -128,3 +129,16 @@ def test_reuse_merges_an_earlier_runs_systems(tmp_path, data_dir):
     assert main(base + ["--systems", "none"]) == 2
     # a report made on another stream is refused
     assert main(base[:-4] + ["--limit", "300", "--systems", "hebb-mnist-shallow", "--reuse", str(first)]) == 2
+
+
+def test_partial_reports_after_each_system_are_reusable(data_dir):
+    partial = []
+    report, _, _ = compare(str(data_dir), "iid", 120, ["hebb-mnist-shallow", "sklearn-sgd"], test_limit=50,
+                           checkpoint=lambda r: partial.append(json.loads(json.dumps(r))))
+    assert [[s["name"] for s in p["systems"]] for p in partial] == [["hebb-mnist-shallow"],
+                                                                     ["hebb-mnist-shallow", "sklearn-sgd"]]
+    assert all(p["complete"] is False for p in partial) and report["complete"] is True
+    settings = {k: report[k] for k in ("scenario", "train_samples", "test_samples", "seed", "slow_limit", "mlp_batch")}
+    kept = reusable_results(partial[0], settings, skip=[])
+    assert [s["name"] for s in kept] == ["hebb-mnist-shallow"]
+    assert kept[0]["test_accuracy"] == report["systems"][0]["test_accuracy"]
