@@ -67,6 +67,7 @@ class Network:
         self.samples_seen = 0
         self.labels_seen = 0
         self.correct = 0
+        self.serving_only = False
 
     # ------------------------------------------------------------------ features
     def _features(self, feats: list[np.ndarray]) -> np.ndarray:
@@ -107,6 +108,8 @@ class Network:
         Every stage still sees its samples one at a time and in order, so the result is exactly
         that of ``learn_one`` in a loop.
         """
+        if self.serving_only:
+            raise RuntimeError("this network was built from a serving state: it predicts but cannot learn")
         batch = as_sample_batch(X, self.config.input_shape)
         labels = as_label_array(y, len(batch), self.config.classes)
         preds = np.empty(len(batch), np.int64)
@@ -167,14 +170,14 @@ class Network:
         return Snapshot(self)
 
     # ------------------------------------------------------------------ state
-    def _arrays(self) -> dict[str, np.ndarray]:
+    def _arrays(self, serving: bool = False) -> dict[str, np.ndarray]:
         arrays = {}
         for i, layer in enumerate(self.layers):
             for name in layer.STATE_ARRAYS:
                 arrays[f"layers.{i}.{name}"] = getattr(layer, name)
-        for name in self.readout.STATE_ARRAYS:
+        for name in self.readout.SERVING_ARRAYS if serving else self.readout.STATE_ARRAYS:
             arrays[f"readout.{name}"] = getattr(self.readout, name)
-        if self.drift is not None:
+        if self.drift is not None and not serving:
             arrays["drift.state"] = self.drift.state
         return arrays
 
@@ -182,28 +185,36 @@ class Network:
         return {"samples_seen": self.samples_seen, "labels_seen": self.labels_seen, "correct": self.correct,
                 "readout": self.readout.counters()}
 
-    def state_dict(self) -> dict[str, Any]:
-        """Versioned, pickle-free state: config, seed, counters and every learned array (copied)."""
-        return pack_state(self.config, self.preset, self.seed, self._counters(), self._arrays())
+    def state_dict(self, serving: bool = False) -> dict[str, Any]:
+        """Versioned, pickle-free state: config, seed, counters and every learned array (copied).
+
+        ``serving=True`` keeps only what prediction reads (the layers and the readout weights, not
+        the readout's learning statistics): a fraction of the size, for prediction replicas.
+        """
+        return pack_state(self.config, self.preset, self.seed, self._counters(), self._arrays(serving), serving)
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> "Network":
+        """Rebuild a network from :meth:`state_dict`; one from a serving state predicts exactly like
+        the original but refuses to learn (its readout statistics are not there)."""
         config, preset, seed, counters, arrays = load_state(state)
         net = cls(config, seed=seed, preset=preset)
-        expected = net._arrays()
+        net.serving_only = bool(state.get("serving", False))
+        expected = net._arrays(net.serving_only)
         if set(arrays) != set(expected):
             raise StateError(f"state arrays {sorted(arrays)} do not match the config's {sorted(expected)}")
         for name, current in expected.items():
             if arrays[name].shape != current.shape or arrays[name].dtype != current.dtype:
                 raise StateError(f"state array {name} has shape {arrays[name].shape} {arrays[name].dtype}, "
                                  f"expected {current.shape} {current.dtype}")
-        for i, layer in enumerate(net.layers):
-            for name in layer.STATE_ARRAYS:
-                setattr(layer, name, arrays[f"layers.{i}.{name}"].copy())
-        for name in net.readout.STATE_ARRAYS:
-            setattr(net.readout, name, arrays[f"readout.{name}"].copy())
-        if net.drift is not None:
-            net.drift.state = arrays["drift.state"].copy()
+        for name, array in arrays.items():
+            owner, attribute = name.rsplit(".", 1)
+            if owner == "readout":
+                setattr(net.readout, attribute, array.copy())
+            elif owner == "drift":
+                net.drift.state = array.copy()
+            else:
+                setattr(net.layers[int(owner.split(".")[1])], attribute, array.copy())
         net.samples_seen = int(counters["samples_seen"])
         net.labels_seen = int(counters["labels_seen"])
         net.correct = int(counters["correct"])

@@ -23,6 +23,9 @@ _ACCUMULATE = 256
 class LinearReadout:
     """What both readouts share: class scores are ``F @ weights``."""
 
+    # all that prediction reads; the rest of STATE_ARRAYS only serves learning
+    SERVING_ARRAYS = ("weights",)
+
     def __init__(self, config: ReadoutConfig, n_features: int, classes: int):
         self.config = config
         self.classes = classes

@@ -22,10 +22,12 @@ class StateError(ValueError):
     """A state that cannot be loaded: wrong format, version, config or arrays."""
 
 
-def pack_state(config: NetworkConfig, preset: str | None, seed: int, counters: dict, arrays: dict[str, np.ndarray]) -> dict:
+def pack_state(config: NetworkConfig, preset: str | None, seed: int, counters: dict, arrays: dict[str, np.ndarray],
+               serving: bool = False) -> dict:
     return {
         "format": STATE_FORMAT,
         "version": STATE_VERSION,
+        "serving": serving,
         "config": config.model_dump(mode="json"),
         "config_digest": config.digest(),
         "preset": preset,

@@ -82,7 +82,7 @@ def measure_publication(preset: str, X: np.ndarray, y: np.ndarray) -> dict:
     state = net.state_dict()
     capture = time.perf_counter() - started
     started = time.perf_counter()
-    serving = encode_serving(state)
+    serving = encode_serving(net)
     encode_serving_s = time.perf_counter() - started
     started = time.perf_counter()
     checkpoint = encode_checkpoint(CheckpointPayload(encode_state(state), [], None))

@@ -1,11 +1,10 @@
 """What a learner publishes for predictors, and how predictors read it.
 
-A full checkpoint of the default ``mnist`` preset is ~46 MB (the streaming readout's 4481² Gram
-matrix, lower triangle, is 40 MB of it) and takes ~0.35 s to encode: too heavy to ship every second
-to every predictor. Predictions need much less: the competitive layers and the readout *weights*
-(~1 MB for ``mnist``). The *serving state* is the network's ``state_dict`` without the readout's learning-only arrays,
-encoded with ``model.encode_state`` (checksummed, pickle-free). A predictor lays it over a fresh
-network of the same config, so it predicts exactly what the learner's own snapshot predicts.
+A full checkpoint of the default ``mnist`` preset is dominated by the streaming readout's Gram
+matrix: too heavy to ship every second to every predictor. Predictions need much less: the
+competitive layers and the readout *weights*. The *serving state* is the engine's
+``state_dict(serving=True)``, encoded with ``model.encode_state`` (checksummed, pickle-free); the
+network a predictor rebuilds from it predicts exactly what the learner's own snapshot predicts.
 
 Redis keys (under the store prefix)::
 
@@ -29,10 +28,6 @@ from model import Network, decode_state, encode_state, make_config
 from service.stores.base import Fenced, ModelRecord, StoreError
 from service.stores.redis_store import RedisStore
 
-# readout arrays used only to *learn* the weights (Gram matrix, cross-correlation, sample buffer);
-# prediction reads the layers and readout.weights. A test checks replica == learner predictions.
-LEARNING_ONLY_ARRAYS = frozenset({"readout.gram_lower", "readout.cross", "readout.buffer", "readout.buffer_labels"})
-
 _PUBLISH = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('FENCED the lease of this model is held by another learner')
@@ -44,23 +39,17 @@ return 1
 """
 
 
-def serving_state(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` (a ``Network.state_dict()``) without the learning-only arrays."""
-    arrays = {k: v for k, v in state["arrays"].items() if k not in LEARNING_ONLY_ARRAYS}
-    return {**state, "arrays": arrays}
-
-
-def encode_serving(state: dict[str, Any]) -> bytes:
-    return encode_state(serving_state(state))
+def encode_serving(net: Network) -> bytes:
+    """The serving-state blob of ``net`` (call on its learner thread, or on a snapshot-consistent copy)."""
+    return encode_state(net.state_dict(serving=True))
 
 
 class ReplicaBuilder:
-    """Builds prediction replicas of one model from serving blobs (reusing one template state)."""
+    """Builds prediction replicas of one model from serving blobs."""
 
     def __init__(self, record: ModelRecord):
         self.record = record
         self.config = make_config(record.preset, record.config or None)
-        self._template: dict[str, Any] | None = None
 
     def fresh(self) -> Network:
         return Network(self.config, self.record.seed, self.record.preset)
@@ -68,14 +57,9 @@ class ReplicaBuilder:
     def build(self, blob: bytes) -> Network:
         """A network predicting like the learner that published ``blob``; StateError/ValueError if unusable."""
         published = decode_state(blob)
-        if self._template is None:
-            self._template = self.fresh().state_dict()
-        arrays = dict(self._template["arrays"])
-        unknown = set(published["arrays"]) - set(arrays)
-        if unknown:
-            raise ValueError(f"serving state of {self.record.name!r} has arrays {sorted(unknown)} its config lacks")
-        arrays.update(published["arrays"])
-        net = Network.from_state({**published, "arrays": arrays})   # checks config, shapes, dtypes
+        if not published.get("serving"):
+            raise ValueError(f"blob of {self.record.name!r} is not a serving state")
+        net = Network.from_state(published)   # checks config, shapes, dtypes
         if net.config.digest() != self.config.digest():
             raise ValueError(f"serving state of {self.record.name!r} was published for another config")
         return net

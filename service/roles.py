@@ -28,12 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from model import Network, StateError, make_config
+from model import Network, StateError, encode_state, make_config
 from service.durability import Durability, load_newest_valid
 from service.errors import ModelExists, NotLeader, WrongRole
 from service.lease import LeaseRenewer, Leases
 from service.manager import MODEL_NAME, ManagedModel, ModelManager, ModelStatus
-from service.replica import ReplicaBuilder, ServingChannel, decode_message, encode_serving
+from service.replica import ReplicaBuilder, ServingChannel, decode_message
 from service.settings import Settings
 from service.stores.base import CheckpointMeta, Fenced, ModelRecord, Store, StoreError
 from service.stores.redis_store import RedisStore
@@ -277,8 +277,9 @@ class LearnerManager(ModelManager):
         token = self.tokens.get(name)
         if token is None:
             raise NotLeader(f"name: this learner does not lead model {name!r}", "name")
-        state, step = await self.on_learner(name, lambda net: (net.state_dict(), net.samples_seen))
-        blob = await asyncio.to_thread(encode_serving, state)
+        # only the serving arrays are copied on the learner thread (not the readout's statistics)
+        state, step = await self.on_learner(name, lambda net: (net.state_dict(serving=True), net.samples_seen))
+        blob = await asyncio.to_thread(encode_state, state)
         await self.serving.publish(name, token, blob, step)
         self._published[name] = step
         return step

@@ -176,3 +176,15 @@ def test_small_data_accuracy(mnist):
     accuracy = np.mean(net.predict_many(mnist["test_images"][:2000]) == mnist["test_labels"][:2000])
     assert accuracy >= 0.95, accuracy
     assert net.prequential_accuracy > 0.9
+
+
+def test_serving_state_predicts_identically_and_cannot_learn(stream):
+    X, y = stream
+    net = Network(SMALL, seed=2)
+    net.learn_many(X[:200], y[:200])
+    serving = net.state_dict(serving=True)
+    assert "readout.gram_lower" not in serving["arrays"] and "readout.weights" in serving["arrays"]
+    replica = Network.from_state(decode_state(encode_state(serving)))
+    np.testing.assert_array_equal(replica.predict_proba_many(X[200:]), net.predict_proba_many(X[200:]))
+    with pytest.raises(RuntimeError, match="serving state"):
+        replica.learn_many(X[:1], y[:1])
