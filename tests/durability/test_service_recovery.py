@@ -68,6 +68,11 @@ def test_kill9_mid_stream_recovers_to_the_uninterrupted_digest(service_store, se
     create_model(svc.url, "digits")
     client = RetryingClient(svc.url, "digits", stream, helpers)
     client.start()
+    while client.acknowledged < 300 and client.is_alive():
+        time.sleep(0.005)
+    # one on-demand checkpoint for sure (the scheduler's may or may not fire before the first kill),
+    # so recovery goes through checkpoint + replay, not only the log
+    assert httpx.post(f"{svc.url}/v1/models/digits/checkpoints", timeout=60).status_code == 201
     for kill_after in (700, 1400):
         while client.acknowledged < kill_after and client.is_alive():
             time.sleep(0.005)
