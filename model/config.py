@@ -59,13 +59,13 @@ class ReadoutConfig(_Strict):
 
     ``rls``: streaming ridge least squares. Sufficient statistics ``A = Σ λ^age f fᵀ`` and
     ``B = Σ λ^age f yᵀ`` are accumulated per labeled sample and the weights re-solved on a fixed
-    schedule (after 2^k·``first_solve`` labels, then every ``solve_every``). ``delta``: the
+    schedule (after 4^k·``first_solve`` labels, then every ``solve_every``). ``delta``: the
     delta (LMS) rule applied per labeled sample.
     """
 
     rule: Literal["rls", "delta"] = "rls"
     ridge: float = Field(1e-4, gt=0, description="ridge strength relative to mean feature energy")
-    solve_every: int = Field(5000, ge=1)
+    solve_every: int = Field(10_000, ge=1)
     first_solve: int = Field(64, ge=1)
     forgetting: float = Field(1.0, gt=0.5, le=1.0, description="per-label decay of old statistics")
     feature_power: float = Field(0.5, gt=0, le=1.0, description="features are raised to this power")

@@ -193,31 +193,6 @@ def position_outputs(z, norm, theta, oy, ox, oh, ow, p, pool, grid, mode, k, tem
                 out_map[qy, qx, j] = y[j]
 
 
-@nb.njit(parallel=True, **_JIT)
-def layer_outputs_from_dots(Z, norms, theta, pool, grid, mode, k, temperature, min_norm, out_maps, feats):
-    """Frozen forward from precomputed dot products ``Z[N, OH, OW, K]`` and patch norms
-    ``norms[N, OH, OW]`` (the dense-input path: ``Z`` comes from one BLAS matrix product)."""
-    n, oh, ow, n_ch = Z.shape
-    max_win = n_ch if mode == COMP_SOFT else (1 if mode == COMP_HARD else min(k, n_ch))
-    for i in nb.prange(n):
-        out_maps[i, :] = 0.0
-        feats[i, :] = 0.0
-        pos_y = np.zeros((1, max_win), np.float32)
-        pos_win = np.zeros((1, max_win), np.int64)
-        pos_nwin = np.zeros(1, np.int64)
-        score = np.empty(n_ch, np.float32)
-        y = np.empty(n_ch, np.float32)
-        winners = np.empty(n_ch, np.int64)
-        need_competition = out_maps.shape[1] > 0
-        for oy in range(oh):
-            for ox in range(ow):
-                norm = norms[i, oy, ox]
-                if norm < min_norm or norm == 0.0:
-                    continue
-                position_outputs(Z[i, oy, ox], norm, theta, oy, ox, oh, ow, 0, pool, grid, mode, k, temperature,
-                                 need_competition, out_maps[i], feats[i], pos_y, pos_win, pos_nwin, score, y, winners)
-
-
 @nb.njit(**_JIT)
 def layer_learn_sample(X, V, s, q, theta, wins, last_win, sample_index, kernel, stride, rule,
                        lr0, lr_halflife, lr_min, homeostasis, pos_active, pos_y, pos_win, pos_nwin,
@@ -231,6 +206,7 @@ def layer_learn_sample(X, V, s, q, theta, wins, last_win, sample_index, kernel, 
     idx = np.empty(n_in, np.int64)
     val = np.empty(n_in, np.float32)
     decay = np.float32(homeostasis / n_ch)
+    n_active = 0
     for p in range(pos_active.shape[0]):
         if not pos_active[p]:
             continue
@@ -259,9 +235,13 @@ def layer_learn_sample(X, V, s, q, theta, wins, last_win, sample_index, kernel, 
                 last_win[j] = sample_index
         if best_j >= 0:
             last_win[best_j] = sample_index
-        if homeostasis > 0.0:
-            for j in range(n_ch):
-                theta[j] -= decay
+        n_active += 1
+    # every threshold decays by h/K per active position; nothing reads θ during the updates, so
+    # the decay is applied once per sample (O(K) instead of O(K) per position)
+    if homeostasis > 0.0 and n_active > 0:
+        total = decay * np.float32(n_active)
+        for j in range(n_ch):
+            theta[j] -= total
 
 
 @nb.njit(**_JIT)

@@ -23,15 +23,13 @@ class CompetitiveLayer:
     STATE_ARRAYS = ("vectors", "scales", "sq_norms", "thresholds", "wins", "last_win")
 
     def __init__(self, config: LayerConfig, input_shape: tuple[int, int, int], rng: np.random.Generator,
-                 emits: bool = True, dense_input: bool = True):
+                 emits: bool = True):
         self.config = config
         self.input_shape = tuple(int(v) for v in input_shape)
         h, w, c = self.input_shape
         k, s = config.kernel, config.stride
         self.out_hw = ((h - k) // s + 1, (w - k) // s + 1)
         self.n_in = k * k * c
-        # a dense input map is cheaper as one matrix product than as per-patch gathers
-        self.dense_input = dense_input
         self.emission_shape = (max(1, self.out_hw[0] // config.pool), max(1, self.out_hw[1] // config.pool), config.channels)
         # the last layer's emission is read by nobody: skip computing it
         self._emit_shape = self.emission_shape if emits else (0, 0, config.channels)
@@ -78,29 +76,11 @@ class CompetitiveLayer:
         return self.vectors.copy(), self.scales.copy(), self.thresholds.copy()
 
     def forward(self, X: np.ndarray, frozen: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Forward pass without learning (parallel over samples); optionally on a snapshot.
-
-        A dense input (the image) goes through one BLAS product of all patches with the weights;
-        a sparse one (a competitive layer's emission) through the gathering kernel."""
+        """Forward pass without learning (parallel over samples); optionally on a snapshot."""
         out, feats = self._buffers(X.shape[0])
         vectors, scales, thresholds = frozen or (self.vectors, self.scales, self.thresholds)
-        if self.dense_input:
-            Z, norms = self._patch_products(X, effective_weights(vectors, scales))
-            kernel, stride, pool, grid, mode, k, temp, min_norm = self._geometry()
-            kernels.layer_outputs_from_dots(Z, norms, thresholds, pool, grid, mode, k, temp, min_norm, out, feats)
-        else:
-            kernels.layer_forward_chunk(X, vectors, scales, thresholds, *self._geometry(), out, feats)
+        kernels.layer_forward_chunk(X, vectors, scales, thresholds, *self._geometry(), out, feats)
         return out, feats
-
-    def _patch_products(self, X: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        k, s = self.config.kernel, self.config.stride
-        windows = np.lib.stride_tricks.sliding_window_view(X, (k, k), axis=(1, 2))[:, ::s, ::s]
-        # (N, OH, OW, C, k, k) -> patches in (dy, dx, c) order
-        patches = np.ascontiguousarray(windows.transpose(0, 1, 2, 4, 5, 3)).reshape(-1, self.n_in)
-        n, oh, ow = X.shape[0], self.out_hw[0], self.out_hw[1]
-        Z = (patches @ weights).reshape(n, oh, ow, -1)
-        norms = np.sqrt(np.einsum("ij,ij->i", patches, patches)).reshape(n, oh, ow)
-        return Z, norms
 
     def dead_fraction(self, samples_seen: int, window: int) -> float:
         if samples_seen < window:

@@ -54,8 +54,7 @@ class Network:
         shape = config.input_shape
         last = len(config.layers) - 1
         for i, (layer_cfg, child) in enumerate(zip(config.layers, root.spawn(len(config.layers)))):
-            dense = i == 0 or config.layers[i - 1].competition.mode == "soft"
-            layer = CompetitiveLayer(layer_cfg, shape, child, emits=i < last, dense_input=dense)
+            layer = CompetitiveLayer(layer_cfg, shape, child, emits=i < last)
             self.layers.append(layer)
             shape = layer.emission_shape
         self.n_features = sum(layer.n_features for layer in self.layers) + 1  # + bias

@@ -40,7 +40,7 @@ class StreamingLeastSquares(LinearReadout):
     """Ridge regression onto one-hot targets from running sufficient statistics.
 
     ``A = Σ λ^age·f·fᵀ`` (lower triangle stored) and ``B = Σ λ^age·f·tᵀ`` grow with every label (``λ`` the forgetting
-    factor); the weights are re-solved after ``first_solve·2^i`` labels and then every
+    factor); the weights are re-solved after ``first_solve·4^i`` labels and then every
     ``solve_every`` labels. Without forgetting nothing learned is ever lost.
     """
 
@@ -75,12 +75,13 @@ class StreamingLeastSquares(LinearReadout):
         self.gram = gram
 
     def next_solve(self) -> int:
-        """Label count at which the weights are solved next."""
+        """Label count at which the weights are solved next: ``first_solve·4^i`` while that is
+        below ``solve_every``, then every ``solve_every`` labels (a solve costs O(d³))."""
         first, every = self.config.first_solve, self.config.solve_every
         n = self.labels_seen
         point = first
         while point <= n and point < every:
-            point *= 2
+            point *= 4
         if point > n and point < every:
             return point
         return (n // every + 1) * every

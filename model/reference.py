@@ -73,8 +73,8 @@ def layer_step(X, W, theta, wins, last_win, sample_index, cfg, emission_shape, l
                 if y[j] >= 0.5:
                     last_win[j] = sample_index
             last_win[int(np.argmax(y))] = sample_index
-            if plast.homeostasis > 0:
-                theta -= np.float32(plast.homeostasis / n_ch)
+        if plast.homeostasis > 0 and learned:  # h/K per active position, applied once per sample
+            theta -= np.float32(plast.homeostasis / n_ch) * np.float32(len(learned))
     return emission, feats
 
 
