@@ -37,7 +37,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         manager, durability = build_role(settings, store, prediction_retention=settings.prediction_retention,
                                          prediction_ttl=settings.prediction_ttl_seconds,
                                          seen_ids_window=settings.seen_ids_window,
-                                         coalesce_samples=settings.learn_coalesce_samples)
+                                         coalesce_samples=settings.learn_coalesce_samples,
+                                         learner_nice=settings.learner_nice)
         app.state.manager = manager
         app.state.durability = durability
         recovery = asyncio.create_task(durability.recover_then_schedule(manager), name="hebb-recovery")

@@ -5,6 +5,7 @@ with the event loop serving predictions from the last published snapshot."""
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -52,11 +53,12 @@ _STOP = object()
 class Learner:
     def __init__(self, name: str, net: Network, seen: SeenIds, *, coalesce_samples: int = 1024,
                  last_log_id: str | None = None,
-                 on_batch: Callable[[int, int, float], None] | None = None):
+                 on_batch: Callable[[int, int, float], None] | None = None, nice: int = 0):
         self.name = name
         self.net = net
         self.seen = seen
         self.coalesce_samples = coalesce_samples
+        self.nice = nice                        # >0: this thread yields the CPU to request handling
         self.last_log_id = last_log_id          # newest log entry applied to ``net``
         self.snapshot = net.snapshot()          # replaced (never mutated) after every batch
         self._on_batch = on_batch
@@ -97,6 +99,8 @@ class Learner:
 
     # ----------------------------------------------------------------- learner thread
     def _run(self) -> None:
+        if self.nice:
+            _lower_priority(self.nice)
         carry = None
         while True:
             job = carry if carry is not None else self._queue.get()
@@ -168,3 +172,11 @@ def _resolve(future: Future, result: Any = None, exception: BaseException | None
             future.set_result(result)
     except Exception:  # InvalidStateError: cancelled by the caller
         pass
+
+
+def _lower_priority(nice: int) -> None:
+    """Raise the calling thread's nice value (Linux schedules threads individually)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), min(19, os.getpriority(os.PRIO_PROCESS, 0) + nice))
+    except (OSError, AttributeError) as exc:  # not Linux / not permitted: keep the default priority
+        log.warning("could not lower the learner's priority", extra={"error": str(exc)})

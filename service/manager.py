@@ -124,13 +124,14 @@ class ModelManager:
     reports_state_digest = True
 
     def __init__(self, store: Store, *, prediction_retention: int = 100_000, prediction_ttl: float = 3600.0,
-                 seen_ids_window: int = 1_000_000, coalesce_samples: int = 1024,
+                 seen_ids_window: int = 1_000_000, coalesce_samples: int = 1024, learner_nice: int = 0,
                  recover: RecoverHook | None = None, checkpointer: CheckpointHook | None = None):
         self.store = store
         self.prediction_retention = prediction_retention
         self.prediction_ttl = prediction_ttl
         self.seen_ids_window = seen_ids_window
         self.coalesce_samples = coalesce_samples
+        self.learner_nice = learner_nice
         if recover is None or checkpointer is None:
             # recovery and checkpoint policy live in service.durability (imported here: it imports us)
             from service.durability import Durability
@@ -197,7 +198,8 @@ class ModelManager:
         if net.config.digest() != model.config_digest:
             raise StateError(f"network config of {name!r} does not match its registry record")
         learner = Learner(name, net, SeenIds(self.seen_ids_window, seen_ids), coalesce_samples=self.coalesce_samples,
-                          last_log_id=last_log_id, on_batch=lambda n, k, s, c=model.counters: _count_batch(c, n, k, s))
+                          last_log_id=last_log_id, on_batch=lambda n, k, s, c=model.counters: _count_batch(c, n, k, s),
+                          nice=self.learner_nice)
         model.learner = learner
         learner.start()
 

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     prediction_ttl_seconds: float = Field(3600.0, gt=0, description="stored predictions expire after this")
     seen_ids_window: int = Field(1_000_000, ge=0, description="sample ids remembered per model for idempotency")
     learn_coalesce_samples: int = Field(1024, ge=1, description="queued samples the learner merges into one call")
+    learner_nice: int = Field(10, ge=0, le=19, description="nice increment of learner threads, so request "
+                              "handling gets the CPU first when cores are contended (0: off)")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] = "json"
     access_log: bool = Field(True, description="one structured log line per request")
