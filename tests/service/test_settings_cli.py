@@ -52,3 +52,14 @@ def test_openapi_docs(client):
         assert path in spec["paths"], path
     content = spec["paths"]["/v1/models/{name}/samples"]["post"]["requestBody"]["content"]
     assert {"application/json", "application/x-ndjson"} <= set(content)
+
+
+def test_learner_threads_run_at_lower_priority(server, client, model):
+    """HEBB_LEARNER_NICE (default +10): the model's learner thread yields the CPU to request handling."""
+    from pathlib import Path
+    nice = {}
+    for task in Path(f"/proc/{server.proc.pid}/task").iterdir():
+        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        nice[task.name] = int(fields[16])          # field 19 of /proc/<pid>/task/<tid>/stat
+    assert nice[str(server.proc.pid)] == 0         # the event loop (main thread) keeps the default priority
+    assert 10 in nice.values()
