@@ -148,7 +148,10 @@ class StreamingLeastSquares(LinearReadout):
         system = self.gram.astype(np.float64)
         system[np.diag_indices_from(system)] += ridge
         factor = cho_factor(system, lower=True, overwrite_a=True, check_finite=False)
-        self.weights = cho_solve(factor, self.cross, check_finite=False).astype(np.float32)
+        # C order, like every state array: LAPACK answers in Fortran order, and numba compiles a
+        # separate (differently rounded) kernel per memory layout, so a restored state would
+        # otherwise score differently from the run that saved it
+        self.weights = np.ascontiguousarray(cho_solve(factor, self.cross, check_finite=False), dtype=np.float32)
         self.solves += 1
 
     def reset(self) -> None:

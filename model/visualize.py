@@ -79,8 +79,8 @@ def receptive_field(net) -> tuple[int, int]:
     previous layer's max-pool).
 
     >>> from model import Network
-    >>> receptive_field(Network("mnist"))      # 3x3 over 2x2-pooled 5x5 fields
-    (10, 2)
+    >>> receptive_field(Network("mnist"))      # 3x3 over pooled 3x3 over pooled 5x5 fields
+    (20, 4)
     >>> receptive_field(Network("mnist-shallow"))
     (5, 1)
     """
