@@ -14,7 +14,7 @@ import numpy as np
 from model.config import NetworkConfig
 
 STATE_FORMAT = "hebb-network"
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: packed Gram triangle, serving states
 _MAGIC = b"HEBBSTAT"
 
 
