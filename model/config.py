@@ -59,14 +59,17 @@ class ReadoutConfig(_Strict):
 
     ``rls``: streaming ridge least squares. Sufficient statistics ``A = Σ λ^age f fᵀ`` and
     ``B = Σ λ^age f yᵀ`` are accumulated per labeled sample and the weights re-solved on a fixed
-    schedule (after 4^k·``first_solve`` labels, then every ``solve_every``). ``delta``: the
+    schedule (after 4^k·``first_solve`` labels, then every ``solve_every``): exactly by Cholesky
+    every ``exact_every`` labels, in between refined by a few conjugate-gradient steps. ``delta``: the
     delta (LMS) rule applied per labeled sample.
     """
 
     rule: Literal["rls", "delta"] = "rls"
     ridge: float = Field(1e-4, gt=0, description="ridge strength relative to mean feature energy")
-    solve_every: int = Field(10_000, ge=1)
+    solve_every: int = Field(5_000, ge=1)
     first_solve: int = Field(64, ge=1)
+    exact_every: int = Field(20_000, ge=1, description="labels between exact (Cholesky) solves; other solves refine by CG")
+    cg_iterations: int = Field(25, ge=1, le=1000, description="conjugate-gradient steps of a refining solve")
     forgetting: float = Field(1.0, gt=0.5, le=1.0, description="per-label decay of old statistics")
     feature_power: float = Field(0.5, gt=0, le=1.0, description="features are raised to this power")
     delta_lr: float = Field(0.01, gt=0, description="delta-rule step size")

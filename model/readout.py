@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
-from scipy.linalg.blas import ssyrk
+from scipy.linalg.blas import ssymm, ssyrk
 
 from model import kernels
 from model.config import ReadoutConfig
@@ -142,16 +142,24 @@ class StreamingLeastSquares(LinearReadout):
         self.buffer_labels[:] = -1
 
     def _solve(self) -> None:
-        """Exact ridge solution by Cholesky: ``(A + ridge·mean(diag A)·I)·W = B``."""
+        """Ridge weights for ``(A + ridge·mean(diag A)·I)·W = B``: exact by Cholesky when the label
+        count is a multiple of ``exact_every`` (O(d³)), otherwise refined from the current weights
+        by a fixed number of Jacobi-preconditioned conjugate-gradient steps (O(d²) each). Both
+        depend only on the state, so a restored model continues identically."""
         diag = np.diag(self.gram).astype(np.float64)
         ridge = self.config.ridge * max(float(diag.mean()), 1e-12)
-        system = self.gram.astype(np.float64)
-        system[np.diag_indices_from(system)] += ridge
-        factor = cho_factor(system, lower=True, overwrite_a=True, check_finite=False)
+        if self.labels_seen % self.config.exact_every == 0:
+            system = self.gram.astype(np.float64)
+            system[np.diag_indices_from(system)] += ridge
+            factor = cho_factor(system, lower=True, overwrite_a=True, check_finite=False)
+            weights = cho_solve(factor, self.cross, check_finite=False)
+        else:
+            weights = conjugate_gradients(self.gram, ridge, self.cross, self.weights.astype(np.float64),
+                                          1.0 / (diag + ridge), self.config.cg_iterations)
         # C order, like every state array: LAPACK answers in Fortran order, and numba compiles a
         # separate (differently rounded) kernel per memory layout, so a restored state would
         # otherwise score differently from the run that saved it
-        self.weights = np.ascontiguousarray(cho_solve(factor, self.cross, check_finite=False), dtype=np.float32)
+        self.weights = np.ascontiguousarray(weights, dtype=np.float32)
         self.solves += 1
 
     def reset(self) -> None:
@@ -169,6 +177,33 @@ class StreamingLeastSquares(LinearReadout):
 
     def load_counters(self, c: dict) -> None:
         self.labels_seen, self.buffered, self.solves = int(c["labels_seen"]), int(c["buffered"]), int(c["solves"])
+
+
+def conjugate_gradients(gram_lower: np.ndarray, ridge: float, B: np.ndarray, X: np.ndarray, precond: np.ndarray,
+                        iterations: int) -> np.ndarray:
+    """Preconditioned CG for ``(A + ridge·I)·X = B``, one independent run per column of ``B``;
+    ``A`` is given by its lower triangle (C order) and applied with a symmetric BLAS product."""
+    def apply(P: np.ndarray) -> np.ndarray:
+        # gram_lower.T is the Fortran view of A holding it in its upper triangle
+        AP = ssymm(1.0, gram_lower.T, np.asfortranarray(P, dtype=np.float32), side=0, lower=0)
+        return AP.astype(np.float64) + ridge * P
+
+    R = B - apply(X)
+    Z = R * precond[:, None]
+    P = Z.copy()
+    rz = np.einsum("ij,ij->j", R, Z)
+    for _ in range(iterations):
+        AP = apply(P)
+        curvature = np.einsum("ij,ij->j", P, AP)
+        alpha = np.divide(rz, curvature, out=np.zeros_like(rz), where=curvature > 0)
+        X = X + alpha * P
+        R = R - alpha * AP
+        Z = R * precond[:, None]
+        rz_new = np.einsum("ij,ij->j", R, Z)
+        beta = np.divide(rz_new, rz, out=np.zeros_like(rz), where=rz > 0)
+        P = Z + beta * P
+        rz = rz_new
+    return X
 
 
 class DeltaRule(LinearReadout):

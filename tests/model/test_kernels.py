@@ -105,13 +105,15 @@ def test_readout_scores_and_delta_rule_match_reference():
 
 
 @pytest.mark.parametrize("forgetting", [1.0, 0.99])
-def test_streaming_least_squares_equals_exact_ridge(forgetting):
+@pytest.mark.parametrize("exact_every,cg_iterations", [(700, 1), (10_000, 200)])  # Cholesky; CG refinement
+def test_streaming_least_squares_equals_exact_ridge(forgetting, exact_every, cg_iterations):
     rng = np.random.default_rng(6)
     d, classes, n = 12, 3, 700
     F = rng.random((n, d)).astype(np.float32)
     true = rng.standard_normal((d, classes))
     labels = (F @ true).argmax(axis=1)
-    cfg = ReadoutConfig(ridge=1e-2, first_solve=700, solve_every=700, forgetting=forgetting)
+    cfg = ReadoutConfig(ridge=1e-2, first_solve=700, solve_every=700, forgetting=forgetting,
+                        exact_every=exact_every, cg_iterations=cg_iterations)
     readout = StreamingLeastSquares(cfg, d, classes)
     readout.learn_many(F, labels)
     exact = reference.ridge_solution(F, labels, classes, 1e-2, forgetting)
