@@ -8,12 +8,19 @@ stream is chunked.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 from scipy.linalg.blas import ssymm, ssyrk
+from threadpoolctl import ThreadpoolController
 
 from model import kernels
 from model.config import ReadoutConfig
+
+_BLAS = ThreadpoolController()  # sees the BLAS libraries numpy and scipy loaded above
+# the BLAS thread limit is process-wide: one fold at a time sets and restores it
+_BLAS_LIMIT_LOCK = threading.Lock()
 
 # statistics are folded in every _ACCUMULATE labels with one GEMM; the boundaries depend only on
 # the label count, so chunking cannot change the arithmetic
@@ -134,7 +141,10 @@ class StreamingLeastSquares(LinearReadout):
             self.cross *= decay
         # A ← decay·A + FᵀF in place, lower triangle only (half the work of a full product; the
         # Cholesky solve reads only that triangle). self.gram.T is the Fortran view BLAS updates.
-        updated = ssyrk(1.0, F.T, beta=decay, c=self.gram.T, trans=0, lower=0, overwrite_c=1)
+        # one BLAS thread: this runs beside the layer stages, and idle OpenBLAS workers spin on
+        # the cores those stages need
+        with _BLAS_LIMIT_LOCK, _BLAS.limit(limits=1, user_api="blas"):
+            updated = ssyrk(1.0, F.T, beta=decay, c=self.gram.T, trans=0, lower=0, overwrite_c=1)
         if not np.shares_memory(updated, self.gram):  # BLAS had to copy: keep its result
             self.gram[...] = updated.T
         self.cross += F.T @ targets
