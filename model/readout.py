@@ -8,6 +8,7 @@ stream is chunked.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import numpy as np
@@ -19,8 +20,18 @@ from model import kernels
 from model.config import ReadoutConfig
 
 _BLAS = ThreadpoolController()  # sees the BLAS libraries numpy and scipy loaded above
-# the BLAS thread limit is process-wide: one fold at a time sets and restores it
+# the BLAS thread limit is process-wide: one readout at a time sets and restores it
 _BLAS_LIMIT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def single_threaded_blas():
+    """Every BLAS/LAPACK call that changes the readout's state runs on exactly one thread:
+    OpenBLAS splits work (and so rounds) differently with another thread count, and a count that
+    depends on what else runs would break bit-exact replay. It also keeps idle OpenBLAS workers
+    from spinning on the cores the layer stages use."""
+    with _BLAS_LIMIT_LOCK, _BLAS.limit(limits=1, user_api="blas"):
+        yield
 
 # statistics are folded in every _ACCUMULATE labels with one GEMM; the boundaries depend only on
 # the label count, so chunking cannot change the arithmetic
@@ -141,13 +152,12 @@ class StreamingLeastSquares(LinearReadout):
             self.cross *= decay
         # A ← decay·A + FᵀF in place, lower triangle only (half the work of a full product; the
         # Cholesky solve reads only that triangle). self.gram.T is the Fortran view BLAS updates.
-        # one BLAS thread: this runs beside the layer stages, and idle OpenBLAS workers spin on
-        # the cores those stages need
-        with _BLAS_LIMIT_LOCK, _BLAS.limit(limits=1, user_api="blas"):
+        with single_threaded_blas():
             updated = ssyrk(1.0, F.T, beta=decay, c=self.gram.T, trans=0, lower=0, overwrite_c=1)
+            cross = F.T @ targets
         if not np.shares_memory(updated, self.gram):  # BLAS had to copy: keep its result
             self.gram[...] = updated.T
-        self.cross += F.T @ targets
+        self.cross += cross
         self.buffered = 0
         self.buffer_labels[:] = -1
 
@@ -158,14 +168,15 @@ class StreamingLeastSquares(LinearReadout):
         depend only on the state, so a restored model continues identically."""
         diag = np.diag(self.gram).astype(np.float64)
         ridge = self.config.ridge * max(float(diag.mean()), 1e-12)
-        if self.labels_seen % self.config.exact_every == 0:
-            system = self.gram.astype(np.float64)
-            system[np.diag_indices_from(system)] += ridge
-            factor = cho_factor(system, lower=True, overwrite_a=True, check_finite=False)
-            weights = cho_solve(factor, self.cross, check_finite=False)
-        else:
-            weights = conjugate_gradients(self.gram, ridge, self.cross, self.weights.astype(np.float64),
-                                          1.0 / (diag + ridge), self.config.cg_iterations)
+        with single_threaded_blas():
+            if self.labels_seen % self.config.exact_every == 0:
+                system = self.gram.astype(np.float64)
+                system[np.diag_indices_from(system)] += ridge
+                factor = cho_factor(system, lower=True, overwrite_a=True, check_finite=False)
+                weights = cho_solve(factor, self.cross, check_finite=False)
+            else:
+                weights = conjugate_gradients(self.gram, ridge, self.cross, self.weights.astype(np.float64),
+                                              1.0 / (diag + ridge), self.config.cg_iterations)
         # C order, like every state array: LAPACK answers in Fortran order, and numba compiles a
         # separate (differently rounded) kernel per memory layout, so a restored state would
         # otherwise score differently from the run that saved it
