@@ -165,14 +165,15 @@ def position_outputs(z, norm, theta, oy, ox, oh, ow, p, pool, grid, mode, k, tem
     competition (on the cosine-like ``w·x/‖x‖ − θ``), the triangle readout features and the
     max-pooled emission."""
     n_ch = z.shape[0]
-    inv = np.float32(1.0) / norm
     mean = np.float32(0.0)
     for j in range(n_ch):
-        score[j] = z[j] * inv - theta[j]
         mean += z[j]
     mean /= n_ch
     n_win = 0
-    if need_competition:
+    if need_competition:  # a last layer that is not learning has no use for its competition
+        inv = np.float32(1.0) / norm
+        for j in range(n_ch):
+            score[j] = z[j] * inv - theta[j]
         n_win = compete(score, mode, k, temperature, y, winners)
         pos_nwin[p] = n_win
         for w in range(n_win):
