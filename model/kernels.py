@@ -32,11 +32,10 @@ from model.rules.oja import oja_update
 COMP_HARD, COMP_KWTA, COMP_SOFT = 0, 1, 2
 RULE_INSTAR, RULE_OJA = 0, 1
 
-# reassociation lets LLVM vectorise the reductions (means, norms, dot products); results stay
-# deterministic because a given kernel always runs the same compiled code. No 'nnan'/'ninf': the
-# argmax relies on -inf.
-_FAST = {"reassoc", "nsz", "contract"}
-_JIT = dict(cache=True, nogil=True, fastmath=_FAST)
+# strict IEEE arithmetic (no fastmath): with reassociation or FMA contraction allowed, the code
+# LLVM emits for a kernel depends on whether its callees were inlined from fresh IR or linked from
+# numba's on-disk cache, so a restarted process rounded differently and replay was not bit-exact
+_JIT = dict(cache=True, nogil=True)
 
 
 @nb.njit(**_JIT)
