@@ -13,10 +13,11 @@ import threading
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
-from scipy.linalg.blas import ssymm, ssyrk
+from scipy.linalg.blas import ssymm
 from threadpoolctl import ThreadpoolController
 
 from model import kernels
+from model.blas import syrk_lower
 from model.config import ReadoutConfig
 
 _BLAS = ThreadpoolController()  # sees the BLAS libraries numpy and scipy loaded above
@@ -151,12 +152,10 @@ class StreamingLeastSquares(LinearReadout):
             decay = lam ** n
             self.cross *= decay
         # A ← decay·A + FᵀF in place, lower triangle only (half the work of a full product; the
-        # Cholesky solve reads only that triangle). self.gram.T is the Fortran view BLAS updates.
+        # Cholesky solve reads only that triangle)
         with single_threaded_blas():
-            updated = ssyrk(1.0, F.T, beta=decay, c=self.gram.T, trans=0, lower=0, overwrite_c=1)
+            syrk_lower(np.ascontiguousarray(F), self.gram, np.float32(decay))  # without the GIL
             cross = F.T @ targets
-        if not np.shares_memory(updated, self.gram):  # BLAS had to copy: keep its result
-            self.gram[...] = updated.T
         self.cross += cross
         self.buffered = 0
         self.buffer_labels[:] = -1
