@@ -71,9 +71,10 @@ class CompetitiveLayer:
             p.lr0, p.lr_halflife, p.lr_min, p.homeostasis, out, feats)
         return out, feats
 
-    def frozen(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Copies of the arrays the forward pass reads (for a prediction snapshot)."""
-        return self.vectors.copy(), self.scales.copy(), self.thresholds.copy()
+    def frozen(self, copy: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The arrays the forward pass reads (copies, for a prediction snapshot, unless ``copy=False``)."""
+        arrays = (self.vectors, self.scales, self.thresholds)
+        return tuple(a.copy() for a in arrays) if copy else arrays
 
     def forward(self, X: np.ndarray, frozen: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Forward pass without learning (parallel over samples); optionally on a snapshot."""
