@@ -49,12 +49,48 @@ def index_input(X, starts, chans, vals):
         for xx in range(w):
             starts[yy * w + xx] = n
             for c in range(channels):
+                # branch-free compaction: always write, advance only past a non-zero (a branch on
+                # the data would mispredict at every stroke edge)
                 v = X[yy, xx, c]
-                if v != 0.0:
-                    chans[n] = c
-                    vals[n] = v
-                    n += 1
+                chans[n] = c
+                vals[n] = v
+                n += v != 0.0
     starts[h * w] = n
+
+
+# inputs with at most this many channels are gathered straight from the dense map: cheaper than
+# indexing them first when a pixel holds so few values
+DENSE_GATHER_CHANNELS = 4
+
+
+@nb.njit(**_JIT)
+def gather_dense_patch(X, oy, ox, kernel, stride, idx, val):
+    """Like :func:`gather_patch`, reading the dense map ``X`` (branch-free compaction)."""
+    channels = X.shape[2]
+    n = 0
+    y0 = oy * stride
+    x0 = ox * stride
+    for dy in range(kernel):
+        for dx in range(kernel):
+            base = (dy * kernel + dx) * channels
+            for c in range(channels):
+                v = X[y0 + dy, x0 + dx, c]
+                idx[n] = base + c
+                val[n] = v
+                n += v != 0.0
+    sq = 0.0
+    for t in range(n):  # after the compaction: the serial sum runs over the non-zeros only
+        sq += val[t] * val[t]
+    return n, np.float32(np.sqrt(sq))
+
+
+@nb.njit(**_JIT)
+def patch_at(X, starts, chans, vals, oy, ox, kernel, stride, idx, val):
+    """The non-zero entries of the patch at (oy, ox): from the dense map for few-channel inputs,
+    else from the sparse index built by :func:`index_input`."""
+    if X.shape[2] <= DENSE_GATHER_CHANNELS:
+        return gather_dense_patch(X, oy, ox, kernel, stride, idx, val)
+    return gather_patch(starts, chans, vals, X.shape[1], X.shape[2], oy, ox, kernel, stride, idx, val)
 
 
 @nb.njit(**_JIT)
@@ -95,7 +131,7 @@ def compete(score, mode, k, temperature, y, winners):
             winners[j] = j
         return n_ch
     if mode == COMP_HARD:
-        m = score.max()
+        m = lane_max(score)
         for j in range(n_ch):
             if score[j] == m:
                 y[j] = 1.0
@@ -116,16 +152,21 @@ def compete(score, mode, k, temperature, y, winners):
 
 @nb.njit(**_JIT)
 def layer_forward_sample(X, V, s, theta, kernel, stride, pool, grid, mode, k, temperature, min_norm,
-                         out_map, feats, pos_active, pos_y, pos_win, pos_nwin, starts, chans, vals, compete_all):
+                         out_map, feats, pos_active, pos_y, pos_win, pos_nwin, starts, chans, vals, dots, sq_norms,
+                         counts, compete_all):
     """Forward one sample through one layer with frozen weights.
 
     Writes the max-pooled emission map ``out_map[PH, PW, K]``, the sum-pooled triangle features
     ``feats[G, G, K]`` and, per output position, the competition result (used by the learner;
-    skipped when ``compete_all`` is false and nobody reads the emission).
+    skipped when ``compete_all`` is false and nobody reads the emission). ``dots``, ``sq_norms``
+    and ``counts`` (one row per position) are scratch space.
     """
     n_in, n_ch = V.shape
-    width, channels = X.shape[1], X.shape[2]
-    index_input(X, starts, chans, vals)
+    scatter = X.shape[2] <= DENSE_GATHER_CHANNELS
+    if scatter:
+        scatter_dot_products(X, V, kernel, stride, dots, sq_norms, counts)
+    else:
+        index_input(X, starts, chans, vals)
     need_competition = compete_all or out_map.shape[0] > 0
     oh = (X.shape[0] - kernel) // stride + 1
     ow = (X.shape[1] - kernel) // stride + 1
@@ -140,21 +181,124 @@ def layer_forward_sample(X, V, s, theta, kernel, stride, pool, grid, mode, k, te
     for oy in range(oh):
         for ox in range(ow):
             p = oy * ow + ox
-            nnz, norm = gather_patch(starts, chans, vals, width, channels, oy, ox, kernel, stride, idx, val)
+            if scatter:
+                nnz, norm = counts[p], np.float32(np.sqrt(sq_norms[p]))
+            else:
+                nnz, norm = gather_patch(starts, chans, vals, X.shape[1], X.shape[2], oy, ox, kernel, stride, idx, val)
             if norm < min_norm or nnz == 0:
                 pos_active[p] = False
                 continue
             pos_active[p] = True
-            z[:] = 0.0
-            for t in range(nnz):
-                row = idx[t]
-                v = val[t]
+            if scatter:
+                row = dots[p]
                 for j in range(n_ch):
-                    z[j] += v * V[row, j]
-            for j in range(n_ch):
-                z[j] *= s[j]  # z becomes the raw dot products w·x
+                    z[j] = row[j] * s[j]
+            else:
+                dot_products(V, s, idx, val, nnz, z)
             position_outputs(z, norm, theta, oy, ox, oh, ow, p, pool, grid, mode, k, temperature,
                              need_competition, out_map, feats, pos_y, pos_win, pos_nwin, score, y, winners)
+
+
+@nb.njit(**_JIT)
+def scatter_dot_products(X, V, kernel, stride, dots, sq_norms, counts):
+    """``dots[p] = Vᵀ·x_p`` for the patch of every position ``p`` at once, for dense few-channel
+    inputs: each non-zero input value is added to the positions whose patch holds it, so nothing
+    is gathered and blank input costs nothing. A position receives its entries in (dy, dx, c)
+    order, as :func:`gather_patch` would give them; also ``‖x_p‖²`` and the non-zero count."""
+    h, w, channels = X.shape
+    oh = (h - kernel) // stride + 1
+    ow = (w - kernel) // stride + 1
+    n_ch = V.shape[1]
+    dots[:] = 0.0
+    sq_norms[:] = 0.0
+    counts[:] = 0
+    for py in range(h):
+        for px in range(w):
+            for c in range(channels):
+                v = X[py, px, c]
+                if v == 0.0:
+                    continue
+                sq = v * v
+                # position oy holds row py at dy = py - oy·stride, for 0 <= dy < kernel
+                for oy in range(max(0, (py - kernel) // stride + 1), min(oh - 1, py // stride) + 1):
+                    dy = py - oy * stride
+                    for ox in range(max(0, (px - kernel) // stride + 1), min(ow - 1, px // stride) + 1):
+                        dx = px - ox * stride
+                        p = oy * ow + ox
+                        row = (dy * kernel + dx) * channels + c
+                        out = dots[p]
+                        for j in range(n_ch):
+                            out[j] += v * V[row, j]
+                        sq_norms[p] += sq
+                        counts[p] += 1
+
+
+@nb.njit(**_JIT)
+def dot_products(V, s, idx, val, nnz, z):
+    """``z = s ⊙ (Vᵀ·x)`` for the sparse patch ``(idx, val)``: the raw dot products ``w_j·x``.
+
+    Rows are accumulated four at a time (a fixed association, so still bit-reproducible): that
+    quarters the loads and stores of ``z``, which bound this loop."""
+    n_ch = V.shape[1]
+    z[:] = 0.0
+    t = 0
+    while t + 4 <= nnz:
+        r0, r1, r2, r3 = idx[t], idx[t + 1], idx[t + 2], idx[t + 3]
+        v0, v1, v2, v3 = val[t], val[t + 1], val[t + 2], val[t + 3]
+        for j in range(n_ch):
+            z[j] += (v0 * V[r0, j] + v1 * V[r1, j]) + (v2 * V[r2, j] + v3 * V[r3, j])
+        t += 4
+    while t < nnz:
+        r0, v0 = idx[t], val[t]
+        for j in range(n_ch):
+            z[j] += v0 * V[r0, j]
+        t += 1
+    for j in range(n_ch):
+        z[j] *= s[j]
+
+
+@nb.njit(**_JIT)
+def lane_sum(a):
+    """Sum of a float32 vector in eight interleaved partial sums: a fixed order (bit-reproducible,
+    unlike fastmath) whose independent chains the CPU overlaps instead of waiting on each add."""
+    n = a.shape[0]
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = np.float32(0.0)
+    m = n - n % 8
+    for j in range(0, m, 8):
+        a0 += a[j]
+        a1 += a[j + 1]
+        a2 += a[j + 2]
+        a3 += a[j + 3]
+        a4 += a[j + 4]
+        a5 += a[j + 5]
+        a6 += a[j + 6]
+        a7 += a[j + 7]
+    total = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
+    for j in range(m, n):
+        total += a[j]
+    return total
+
+
+@nb.njit(**_JIT)
+def lane_max(a):
+    """Maximum of a float32 vector (NaN-free) in eight interleaved partial maxima (max is exact, so
+    the order cannot change the result)."""
+    n = a.shape[0]
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = np.float32(-np.inf)
+    m = n - n % 8
+    for j in range(0, m, 8):
+        a0 = max(a0, a[j])
+        a1 = max(a1, a[j + 1])
+        a2 = max(a2, a[j + 2])
+        a3 = max(a3, a[j + 3])
+        a4 = max(a4, a[j + 4])
+        a5 = max(a5, a[j + 5])
+        a6 = max(a6, a[j + 6])
+        a7 = max(a7, a[j + 7])
+    best = max(max(max(a0, a1), max(a2, a3)), max(max(a4, a5), max(a6, a7)))
+    for j in range(m, n):
+        best = max(best, a[j])
+    return best
 
 
 @nb.njit(**_JIT)
@@ -164,10 +308,7 @@ def position_outputs(z, norm, theta, oy, ox, oh, ow, p, pool, grid, mode, k, tem
     competition (on the cosine-like ``w·x/‖x‖ − θ``), the triangle readout features and the
     max-pooled emission."""
     n_ch = z.shape[0]
-    mean = np.float32(0.0)
-    for j in range(n_ch):
-        mean += z[j]
-    mean /= n_ch
+    mean = lane_sum(z) / np.float32(n_ch)
     n_win = 0
     if need_competition:  # a last layer that is not learning has no use for its competition
         inv = np.float32(1.0) / norm
@@ -201,7 +342,6 @@ def layer_learn_sample(X, V, s, q, theta, wins, last_win, sample_index, kernel, 
 
     ``starts/chans/vals`` must index ``X`` (built by the forward pass of the same sample)."""
     n_in, n_ch = V.shape
-    width, channels = X.shape[1], X.shape[2]
     ow = (X.shape[1] - kernel) // stride + 1
     idx = np.empty(n_in, np.int64)
     val = np.empty(n_in, np.float32)
@@ -212,7 +352,7 @@ def layer_learn_sample(X, V, s, q, theta, wins, last_win, sample_index, kernel, 
             continue
         oy = p // ow
         ox = p - oy * ow
-        nnz, norm = gather_patch(starts, chans, vals, width, channels, oy, ox, kernel, stride, idx, val)
+        nnz, norm = patch_at(X, starts, chans, vals, oy, ox, kernel, stride, idx, val)
         inv = np.float32(1.0) / norm
         for t in range(nnz):
             val[t] = val[t] * inv
@@ -245,25 +385,29 @@ def layer_learn_sample(X, V, s, q, theta, wins, last_win, sample_index, kernel, 
 
 
 @nb.njit(**_JIT)
+def forward_scratch(X, kernel, stride, n_ch, mode, k):
+    """The per-sample scratch arrays of :func:`layer_forward_sample` for inputs shaped like ``X[0]``
+    (allocated once per chunk: some are large enough that a fresh allocation per sample shows)."""
+    n_pos = ((X.shape[1] - kernel) // stride + 1) * ((X.shape[2] - kernel) // stride + 1)
+    max_win = n_ch if mode == COMP_SOFT else (1 if mode == COMP_HARD else min(k, n_ch))
+    n_pix = X.shape[1] * X.shape[2]
+    return (np.zeros(n_pos, np.bool_), np.zeros((n_pos, max_win), np.float32), np.zeros((n_pos, max_win), np.int64),
+            np.zeros(n_pos, np.int64), np.empty(n_pix + 1, np.int64), np.empty(n_pix * X.shape[3], np.int64),
+            np.empty(n_pix * X.shape[3], np.float32), np.empty((n_pos, n_ch), np.float32), np.empty(n_pos, np.float64),
+            np.empty(n_pos, np.int64))
+
+
+@nb.njit(**_JIT)
 def layer_learn_chunk(X, V, s, q, theta, wins, last_win, sample0, kernel, stride, pool, grid, mode, k,
                       temperature, min_norm, rule, lr0, lr_halflife, lr_min, homeostasis,
                       out_maps, feats):
     """Run samples ``X[n]`` through one layer in order: forward (prequential), then learn."""
-    n_pos = ((X.shape[1] - kernel) // stride + 1) * ((X.shape[2] - kernel) // stride + 1)
-    n_ch = V.shape[1]
-    max_win = n_ch if mode == COMP_SOFT else (1 if mode == COMP_HARD else min(k, n_ch))
-    pos_active = np.zeros(n_pos, np.bool_)
-    pos_y = np.zeros((n_pos, max_win), np.float32)
-    pos_win = np.zeros((n_pos, max_win), np.int64)
-    pos_nwin = np.zeros(n_pos, np.int64)
-    n_pix = X.shape[1] * X.shape[2]
-    starts = np.empty(n_pix + 1, np.int64)
-    chans = np.empty(n_pix * X.shape[3], np.int64)
-    vals = np.empty(n_pix * X.shape[3], np.float32)
+    pos_active, pos_y, pos_win, pos_nwin, starts, chans, vals, dots, sq_norms, counts = forward_scratch(
+        X, kernel, stride, V.shape[1], mode, k)
     for n in range(X.shape[0]):
         layer_forward_sample(X[n], V, s, theta, kernel, stride, pool, grid, mode, k, temperature,
                              min_norm, out_maps[n], feats[n], pos_active, pos_y, pos_win, pos_nwin,
-                             starts, chans, vals, True)
+                             starts, chans, vals, dots, sq_norms, counts, True)
         layer_learn_sample(X[n], V, s, q, theta, wins, last_win, sample0 + n, kernel, stride, rule,
                            lr0, lr_halflife, lr_min, homeostasis, pos_active, pos_y, pos_win, pos_nwin,
                            starts, chans, vals)
@@ -271,23 +415,18 @@ def layer_learn_chunk(X, V, s, q, theta, wins, last_win, sample0, kernel, stride
 
 @nb.njit(parallel=True, **_JIT)
 def layer_forward_chunk(X, V, s, theta, kernel, stride, pool, grid, mode, k, temperature, min_norm,
-                        out_maps, feats):
-    """Forward many samples through one layer with frozen weights, in parallel over samples."""
-    n_pos = ((X.shape[1] - kernel) // stride + 1) * ((X.shape[2] - kernel) // stride + 1)
-    n_ch = V.shape[1]
-    max_win = n_ch if mode == COMP_SOFT else (1 if mode == COMP_HARD else min(k, n_ch))
-    n_pix = X.shape[1] * X.shape[2]
-    for n in nb.prange(X.shape[0]):
-        pos_active = np.zeros(n_pos, np.bool_)
-        pos_y = np.zeros((n_pos, max_win), np.float32)
-        pos_win = np.zeros((n_pos, max_win), np.int64)
-        pos_nwin = np.zeros(n_pos, np.int64)
-        starts = np.empty(n_pix + 1, np.int64)
-        chans = np.empty(n_pix * X.shape[3], np.int64)
-        vals = np.empty(n_pix * X.shape[3], np.float32)
-        layer_forward_sample(X[n], V, s, theta, kernel, stride, pool, grid, mode, k, temperature,
-                             min_norm, out_maps[n], feats[n], pos_active, pos_y, pos_win, pos_nwin,
-                             starts, chans, vals, False)
+                        out_maps, feats, blocks):
+    """Forward many samples through one layer with frozen weights, in parallel over ``blocks``
+    blocks of samples (each sample's result does not depend on the blocking)."""
+    n = X.shape[0]
+    blocks = max(1, min(n, blocks))
+    for b in nb.prange(blocks):
+        pos_active, pos_y, pos_win, pos_nwin, starts, chans, vals, dots, sq_norms, counts = forward_scratch(
+            X, kernel, stride, V.shape[1], mode, k)
+        for i in range(b * n // blocks, (b + 1) * n // blocks):
+            layer_forward_sample(X[i], V, s, theta, kernel, stride, pool, grid, mode, k, temperature,
+                                 min_norm, out_maps[i], feats[i], pos_active, pos_y, pos_win, pos_nwin,
+                                 starts, chans, vals, dots, sq_norms, counts, False)
 
 
 @nb.njit(**_JIT)

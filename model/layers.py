@@ -3,6 +3,7 @@ winners-only local updates, per-neuron adaptive rate and homeostatic threshold."
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from model import kernels
@@ -80,7 +81,9 @@ class CompetitiveLayer:
         """Forward pass without learning (parallel over samples); optionally on a snapshot."""
         out, feats = self._buffers(X.shape[0])
         vectors, scales, thresholds = frozen or (self.vectors, self.scales, self.thresholds)
-        kernels.layer_forward_chunk(X, vectors, scales, thresholds, *self._geometry(), out, feats)
+        # one block of samples per numba thread: scratch space is allocated once per block
+        kernels.layer_forward_chunk(X, vectors, scales, thresholds, *self._geometry(), out, feats,
+                                    numba.get_num_threads())
         return out, feats
 
     def dead_fraction(self, samples_seen: int, window: int) -> float:
