@@ -16,15 +16,8 @@ Layout and semantics shared with the reference:
 
 from __future__ import annotations
 
-import os
-
 import numba as nb
 import numpy as np
-
-# the service calls kernels from several threads at once: use a thread-safe parallel backend
-# (OpenMP here) instead of numba's default workqueue, which aborts on concurrent use
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    nb.config.THREADING_LAYER = "threadsafe"
 
 from model.rules.instar import instar_update
 from model.rules.oja import oja_update
@@ -118,6 +111,13 @@ def gather_patch(starts, chans, vals, width, channels, oy, ox, kernel, stride, i
 def compete(score, mode, k, temperature, y, winners):
     """Fill ``y`` (zeros except winners) and ``winners``; return how many winners there are."""
     n_ch = score.shape[0]
+    if mode == COMP_HARD:  # only y[winner] is ever read back: no need to clear the rest
+        m = lane_max(score)
+        for j in range(n_ch):
+            if score[j] == m:
+                y[j] = 1.0
+                winners[0] = j
+                return 1
     y[:] = 0.0
     if mode == COMP_SOFT:
         m = score.max()
@@ -130,13 +130,6 @@ def compete(score, mode, k, temperature, y, winners):
             y[j] = y[j] / total
             winners[j] = j
         return n_ch
-    if mode == COMP_HARD:
-        m = lane_max(score)
-        for j in range(n_ch):
-            if score[j] == m:
-                y[j] = 1.0
-                winners[0] = j
-                return 1
     n_win = min(k, n_ch)
     for w in range(n_win):
         best = -1
@@ -178,8 +171,20 @@ def layer_forward_sample(X, V, s, theta, kernel, stride, pool, grid, mode, k, te
     score = np.empty(n_ch, np.float32)
     y = np.empty(n_ch, np.float32)
     winners = np.empty(n_ch, np.int64)
+    # grid and pooling cells follow the position incrementally: no integer division per position
     for oy in range(oh):
+        cy = oy * grid // oh
+        qy = oy // pool
+        cx = 0
+        qx = 0
+        in_pool = 0
         for ox in range(ow):
+            if in_pool == pool:
+                qx += 1
+                in_pool = 0
+            in_pool += 1
+            while (cx + 1) * ow <= ox * grid:
+                cx += 1
             p = oy * ow + ox
             if scatter:
                 nnz, norm = counts[p], np.float32(np.sqrt(sq_norms[p]))
@@ -190,13 +195,12 @@ def layer_forward_sample(X, V, s, theta, kernel, stride, pool, grid, mode, k, te
                 continue
             pos_active[p] = True
             if scatter:
-                row = dots[p]
                 for j in range(n_ch):
-                    z[j] = row[j] * s[j]
+                    z[j] = dots[p, j] * s[j]
             else:
                 dot_products(V, s, idx, val, nnz, z)
-            position_outputs(z, norm, theta, oy, ox, oh, ow, p, pool, grid, mode, k, temperature,
-                             need_competition, out_map, feats, pos_y, pos_win, pos_nwin, score, y, winners)
+            position_outputs(z, norm, theta, cy, cx, qy, qx, p, grid, mode, k, temperature, need_competition,
+                             out_map, feats, pos_y, pos_win, pos_nwin, score, y, winners)
 
 
 @nb.njit(**_JIT)
@@ -226,9 +230,8 @@ def scatter_dot_products(X, V, kernel, stride, dots, sq_norms, counts):
                         dx = px - ox * stride
                         p = oy * ow + ox
                         row = (dy * kernel + dx) * channels + c
-                        out = dots[p]
                         for j in range(n_ch):
-                            out[j] += v * V[row, j]
+                            dots[p, j] += v * V[row, j]
                         sq_norms[p] += sq
                         counts[p] += 1
 
@@ -302,11 +305,11 @@ def lane_max(a):
 
 
 @nb.njit(**_JIT)
-def position_outputs(z, norm, theta, oy, ox, oh, ow, p, pool, grid, mode, k, temperature, need_competition,
+def position_outputs(z, norm, theta, cy, cx, qy, qx, p, grid, mode, k, temperature, need_competition,
                      out_map, feats, pos_y, pos_win, pos_nwin, score, y, winners):
     """Everything one active position produces from its raw dot products ``z = w·x``: the
-    competition (on the cosine-like ``w·x/‖x‖ − θ``), the triangle readout features and the
-    max-pooled emission."""
+    competition (on the cosine-like ``w·x/‖x‖ − θ``), the triangle readout features (into grid
+    cell ``(cy, cx)``) and the max-pooled emission (into pooled cell ``(qy, qx)``)."""
     n_ch = z.shape[0]
     mean = lane_sum(z) / np.float32(n_ch)
     n_win = 0
@@ -321,12 +324,9 @@ def position_outputs(z, norm, theta, oy, ox, oh, ow, p, pool, grid, mode, k, tem
             pos_y[p, w] = y[winners[w]]
     # readout features: "triangle" code relu(z - mean(z)), sum-pooled on a grid
     if grid > 0:
-        cell = feats[oy * grid // oh, ox * grid // ow]
         for j in range(n_ch):
-            cell[j] += max(z[j] - mean, np.float32(0.0))  # branch-free: vectorises
+            feats[cy, cx, j] += max(z[j] - mean, np.float32(0.0))  # branch-free: vectorises
     # emission: the competition output, max-pooled for the next layer
-    qy = oy // pool
-    qx = ox // pool
     if qy < out_map.shape[0] and qx < out_map.shape[1]:
         for w in range(n_win):
             j = winners[w]
@@ -413,20 +413,17 @@ def layer_learn_chunk(X, V, s, q, theta, wins, last_win, sample0, kernel, stride
                            starts, chans, vals)
 
 
-@nb.njit(parallel=True, **_JIT)
+@nb.njit(**_JIT)
 def layer_forward_chunk(X, V, s, theta, kernel, stride, pool, grid, mode, k, temperature, min_norm,
-                        out_maps, feats, blocks):
-    """Forward many samples through one layer with frozen weights, in parallel over ``blocks``
-    blocks of samples (each sample's result does not depend on the blocking)."""
-    n = X.shape[0]
-    blocks = max(1, min(n, blocks))
-    for b in nb.prange(blocks):
-        pos_active, pos_y, pos_win, pos_nwin, starts, chans, vals, dots, sq_norms, counts = forward_scratch(
-            X, kernel, stride, V.shape[1], mode, k)
-        for i in range(b * n // blocks, (b + 1) * n // blocks):
-            layer_forward_sample(X[i], V, s, theta, kernel, stride, pool, grid, mode, k, temperature,
-                                 min_norm, out_maps[i], feats[i], pos_active, pos_y, pos_win, pos_nwin,
-                                 starts, chans, vals, dots, sq_norms, counts, False)
+                        out_maps, feats):
+    """Forward samples ``X[n]`` through one layer with frozen weights (callers run several
+    chunks on threads at once: the kernel holds no GIL and writes only its own outputs)."""
+    pos_active, pos_y, pos_win, pos_nwin, starts, chans, vals, dots, sq_norms, counts = forward_scratch(
+        X, kernel, stride, V.shape[1], mode, k)
+    for n in range(X.shape[0]):
+        layer_forward_sample(X[n], V, s, theta, kernel, stride, pool, grid, mode, k, temperature,
+                             min_norm, out_maps[n], feats[n], pos_active, pos_y, pos_win, pos_nwin,
+                             starts, chans, vals, dots, sq_norms, counts, False)
 
 
 @nb.njit(**_JIT)

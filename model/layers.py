@@ -3,7 +3,6 @@ winners-only local updates, per-neuron adaptive rate and homeostatic threshold."
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from model import kernels
@@ -54,7 +53,8 @@ class CompetitiveLayer:
         return int(np.prod(self.feature_shape))
 
     def _buffers(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        return (np.zeros((n, *self._emit_shape), np.float32), np.zeros((n, *self.feature_shape), np.float32))
+        # uninitialised: the kernels clear each sample's maps before writing them
+        return (np.empty((n, *self._emit_shape), np.float32), np.empty((n, *self.feature_shape), np.float32))
 
     def _geometry(self) -> tuple:
         c = self.config
@@ -78,12 +78,10 @@ class CompetitiveLayer:
         return tuple(a.copy() for a in arrays) if copy else arrays
 
     def forward(self, X: np.ndarray, frozen: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Forward pass without learning (parallel over samples); optionally on a snapshot."""
+        """Forward pass without learning, optionally on a snapshot (thread-safe: no GIL, no shared writes)."""
         out, feats = self._buffers(X.shape[0])
         vectors, scales, thresholds = frozen or (self.vectors, self.scales, self.thresholds)
-        # one block of samples per numba thread: scratch space is allocated once per block
-        kernels.layer_forward_chunk(X, vectors, scales, thresholds, *self._geometry(), out, feats,
-                                    numba.get_num_threads())
+        kernels.layer_forward_chunk(X, vectors, scales, thresholds, *self._geometry(), out, feats)
         return out, feats
 
     def dead_fraction(self, samples_seen: int, window: int) -> float:

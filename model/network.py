@@ -15,6 +15,7 @@ True
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, Sequence
@@ -32,6 +33,10 @@ from model.validation import as_label_array, as_sample_batch
 _CHUNK = 256
 # runs the pipelined stages of learn_many; the kernels release the GIL
 _STAGE_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="hebb-stage")
+# batched prediction: blocks small enough that a block's intermediate maps stay in cache, spread
+# over one thread per core
+_PREDICT_BLOCK = 64
+_PREDICT_POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="hebb-predict")
 
 
 class Network:
@@ -259,9 +264,16 @@ class Snapshot:
     def predict_proba_many(self, X: Any) -> np.ndarray:
         batch = as_sample_batch(X, self._net.config.input_shape)
         out = np.empty((len(batch), self._net.config.classes), np.float32)
-        for start in range(0, len(batch), _CHUNK * 4):
-            F = self._net._forward_features(batch[start:start + _CHUNK * 4], self)
+
+        def predict_block(start: int) -> None:
+            F = self._net._forward_features(batch[start:start + _PREDICT_BLOCK], self)
             out[start:start + len(F)] = self._net._proba(self._net.readout.scores(F, self.readout_weights))
+
+        starts = range(0, len(batch), _PREDICT_BLOCK)
+        if len(starts) == 1:
+            predict_block(0)
+        else:  # blocks on every core; each sample's result does not depend on its block
+            list(_PREDICT_POOL.map(predict_block, starts))
         return out
 
     def predict_many(self, X: Any) -> np.ndarray:
