@@ -427,17 +427,33 @@ def layer_forward_chunk(X, V, s, theta, kernel, stride, pool, grid, mode, k, tem
 
 
 @nb.njit(**_JIT)
-def readout_scores(F, Wr, out):
-    """``out[n] = F[n] @ Wr`` with a fixed summation order (bit-stable whatever the batch size)."""
-    n_cls = Wr.shape[1]
+def lane_dot(a, b):
+    """``a · b`` in eight interleaved partial sums (fixed order, like :func:`lane_sum`)."""
+    n = a.shape[0]
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = np.float32(0.0)
+    m = n - n % 8
+    for j in range(0, m, 8):
+        a0 += a[j] * b[j]
+        a1 += a[j + 1] * b[j + 1]
+        a2 += a[j + 2] * b[j + 2]
+        a3 += a[j + 3] * b[j + 3]
+        a4 += a[j + 4] * b[j + 4]
+        a5 += a[j + 5] * b[j + 5]
+        a6 += a[j + 6] * b[j + 6]
+        a7 += a[j + 7] * b[j + 7]
+    total = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
+    for j in range(m, n):
+        total += a[j] * b[j]
+    return total
+
+
+@nb.njit(**_JIT)
+def readout_scores(F, Wt, out):
+    """``out[n] = F[n] @ Wt.T`` for the class-major weights ``Wt[classes, d]``, in a fixed
+    summation order: a sample's scores do not depend on the batch it is scored in."""
     for n in range(F.shape[0]):
-        for c in range(n_cls):
-            out[n, c] = 0.0
-        for i in range(F.shape[1]):
-            f = F[n, i]
-            if f != 0.0:
-                for c in range(n_cls):
-                    out[n, c] += f * Wr[i, c]
+        for c in range(Wt.shape[0]):
+            out[n, c] = lane_dot(F[n], Wt[c])
 
 
 @nb.njit(**_JIT)

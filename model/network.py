@@ -35,7 +35,7 @@ _CHUNK = 256
 _STAGE_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="hebb-stage")
 # batched prediction: blocks small enough that a block's intermediate maps stay in cache, spread
 # over one thread per core
-_PREDICT_BLOCK = 64
+_PREDICT_BLOCK = 128
 _PREDICT_POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="hebb-predict")
 
 

@@ -51,8 +51,12 @@ class LinearReadout:
         self.weights = np.zeros((n_features, classes), np.float32)
 
     def scores(self, F: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-        """Frozen scores for prediction (one BLAS product; learning scores with a fixed order)."""
-        return F @ (self.weights if weights is None else weights)
+        """Class scores ``F @ weights`` (default: the current weights) by the same kernel that scores
+        prequentially while learning, so a prediction equals the one learning would have made."""
+        out = np.empty((F.shape[0], self.classes), np.float32)
+        weights = self.weights if weights is None else weights
+        kernels.readout_scores(F, np.ascontiguousarray(weights.T), out)
+        return out
 
 
 class StreamingLeastSquares(LinearReadout):
@@ -109,6 +113,7 @@ class StreamingLeastSquares(LinearReadout):
         scores = np.zeros((F.shape[0], self.classes), np.float32)
         start = 0
         while start < F.shape[0]:
+            weights_t = np.ascontiguousarray(self.weights.T)
             # the longest run of samples during which the weights stay fixed
             todo = self.next_solve() - self.labels_seen
             stop = start
@@ -116,7 +121,7 @@ class StreamingLeastSquares(LinearReadout):
                 if labels[stop] >= 0:
                     todo -= 1
                 stop += 1
-            kernels.readout_scores(F[start:stop], self.weights, scores[start:stop])
+            kernels.readout_scores(F[start:stop], weights_t, scores[start:stop])
             for i in range(start, stop):
                 if labels[i] >= 0:
                     self._add(F[i], labels[i])

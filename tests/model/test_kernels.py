@@ -93,7 +93,7 @@ def test_readout_scores_and_delta_rule_match_reference():
     F = rng.random((50, 20)).astype(np.float32)
     W = rng.standard_normal((20, 4)).astype(np.float32)
     out = np.zeros((50, 4), np.float32)
-    kernels.readout_scores(F, W, out)
+    kernels.readout_scores(F, np.ascontiguousarray(W.T), out)
     np.testing.assert_allclose(out, reference.readout_scores(F, W), rtol=1e-5, atol=1e-5)
     labels = rng.integers(-1, 4, 50)
     W1, W2 = W.copy(), W.copy()
