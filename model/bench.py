@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model.blas import warm_up as warm_up_blas
 from model.config import DEFAULT_PRESET, PRESETS, make_config
 from model.data import load_dataset
 from model.network import Network
@@ -44,6 +45,7 @@ def run_bench(data=None, preset=DEFAULT_PRESET, overrides=None, train_limit=None
 
     # numba compiles (or loads its cache) on first use: time that apart from the throughput
     t0 = time.perf_counter()
+    warm_up_blas()
     warm = Network(config, seed=seed)
     warm.learn_many(X[:2], y[:2])
     warm.predict_many(X[:2])

@@ -49,7 +49,10 @@ class LayerConfig(_Strict):
     rule: Literal["instar", "oja"] = "instar"
     competition: CompetitionConfig = CompetitionConfig()
     plasticity: PlasticityConfig = PlasticityConfig()
-    pool: int = Field(2, ge=1, le=8, description="max-pool size of the output map fed to the next layer")
+    pool: int = Field(2, ge=1, le=8, description="pooling size of the output map fed to the next layer")
+    pool_mode: Literal["max", "winner"] = Field(
+        "max", description="max: a pooling cell emits every channel that won in it (the max of the competition "
+                           "outputs); winner: only its best-scoring winner (a sparser input for the next layer)")
     readout_grid: int = Field(4, ge=0, le=12, description="sum-pool grid of features given to the readout (0: none)")
     min_input_norm: float = Field(1e-3, ge=0, description="patches weaker than this neither compete nor learn")
 

@@ -144,12 +144,13 @@ def compete(score, mode, k, temperature, y, winners):
 
 
 @nb.njit(**_JIT)
-def layer_forward_sample(X, V, s, theta, kernel, stride, pool, grid, mode, k, temperature, min_norm,
+def layer_forward_sample(X, V, s, theta, kernel, stride, pool, grid, mode, k, temperature, min_norm, pool_winner,
                          out_map, feats, pos_active, pos_y, pos_win, pos_nwin, starts, chans, vals, dots, sq_norms,
                          counts, compete_all):
     """Forward one sample through one layer with frozen weights.
 
-    Writes the max-pooled emission map ``out_map[PH, PW, K]``, the sum-pooled triangle features
+    Writes the pooled emission map ``out_map[PH, PW, K]`` (the max of the competition outputs over
+    a pooling cell, or with ``pool_winner`` only its best-scoring winner), the sum-pooled triangle features
     ``feats[G, G, K]`` and, per output position, the competition result (used by the learner;
     skipped when ``compete_all`` is false and nobody reads the emission). ``dots``, ``sq_norms``
     and ``counts`` (one row per position) are scratch space.
@@ -171,6 +172,10 @@ def layer_forward_sample(X, V, s, theta, kernel, stride, pool, grid, mode, k, te
     score = np.empty(n_ch, np.float32)
     y = np.empty(n_ch, np.float32)
     winners = np.empty(n_ch, np.int64)
+    cells = (out_map.shape[0], out_map.shape[1]) if pool_winner else (0, 0)
+    cell_score = np.full(cells, -np.inf, np.float32)
+    cell_winner = np.full(cells, -1, np.int64)
+    cell_y = np.zeros(cells, np.float32)
     # grid and pooling cells follow the position incrementally: no integer division per position
     for oy in range(oh):
         cy = oy * grid // oh
@@ -200,7 +205,13 @@ def layer_forward_sample(X, V, s, theta, kernel, stride, pool, grid, mode, k, te
             else:
                 dot_products(V, s, idx, val, nnz, z)
             position_outputs(z, norm, theta, cy, cx, qy, qx, p, grid, mode, k, temperature, need_competition,
-                             out_map, feats, pos_y, pos_win, pos_nwin, score, y, winners)
+                             out_map, feats, pos_y, pos_win, pos_nwin, score, y, winners,
+                             pool_winner, cell_score, cell_winner, cell_y)
+    if pool_winner:
+        for qy in range(cell_winner.shape[0]):
+            for qx in range(cell_winner.shape[1]):
+                if cell_winner[qy, qx] >= 0:
+                    out_map[qy, qx, cell_winner[qy, qx]] = cell_y[qy, qx]
 
 
 @nb.njit(**_JIT)
@@ -306,7 +317,8 @@ def lane_max(a):
 
 @nb.njit(**_JIT)
 def position_outputs(z, norm, theta, cy, cx, qy, qx, p, grid, mode, k, temperature, need_competition,
-                     out_map, feats, pos_y, pos_win, pos_nwin, score, y, winners):
+                     out_map, feats, pos_y, pos_win, pos_nwin, score, y, winners,
+                     pool_winner, cell_score, cell_winner, cell_y):
     """Everything one active position produces from its raw dot products ``z = w·x``: the
     competition (on the cosine-like ``w·x/‖x‖ − θ``), the triangle readout features (into grid
     cell ``(cy, cx)``) and the max-pooled emission (into pooled cell ``(qy, qx)``)."""
@@ -330,7 +342,12 @@ def position_outputs(z, norm, theta, cy, cx, qy, qx, p, grid, mode, k, temperatu
     if qy < out_map.shape[0] and qx < out_map.shape[1]:
         for w in range(n_win):
             j = winners[w]
-            if y[j] > out_map[qy, qx, j]:
+            if pool_winner:  # the cell keeps its best-scoring winner (first one on ties)
+                if score[j] > cell_score[qy, qx]:
+                    cell_score[qy, qx] = score[j]
+                    cell_winner[qy, qx] = j
+                    cell_y[qy, qx] = y[j]
+            elif y[j] > out_map[qy, qx, j]:
                 out_map[qy, qx, j] = y[j]
 
 
@@ -399,14 +416,14 @@ def forward_scratch(X, kernel, stride, n_ch, mode, k):
 
 @nb.njit(**_JIT)
 def layer_learn_chunk(X, V, s, q, theta, wins, last_win, sample0, kernel, stride, pool, grid, mode, k,
-                      temperature, min_norm, rule, lr0, lr_halflife, lr_min, homeostasis,
+                      temperature, min_norm, pool_winner, rule, lr0, lr_halflife, lr_min, homeostasis,
                       out_maps, feats):
     """Run samples ``X[n]`` through one layer in order: forward (prequential), then learn."""
     pos_active, pos_y, pos_win, pos_nwin, starts, chans, vals, dots, sq_norms, counts = forward_scratch(
         X, kernel, stride, V.shape[1], mode, k)
     for n in range(X.shape[0]):
         layer_forward_sample(X[n], V, s, theta, kernel, stride, pool, grid, mode, k, temperature,
-                             min_norm, out_maps[n], feats[n], pos_active, pos_y, pos_win, pos_nwin,
+                             min_norm, pool_winner, out_maps[n], feats[n], pos_active, pos_y, pos_win, pos_nwin,
                              starts, chans, vals, dots, sq_norms, counts, True)
         layer_learn_sample(X[n], V, s, q, theta, wins, last_win, sample0 + n, kernel, stride, rule,
                            lr0, lr_halflife, lr_min, homeostasis, pos_active, pos_y, pos_win, pos_nwin,
@@ -414,7 +431,7 @@ def layer_learn_chunk(X, V, s, q, theta, wins, last_win, sample0, kernel, stride
 
 
 @nb.njit(**_JIT)
-def layer_forward_chunk(X, V, s, theta, kernel, stride, pool, grid, mode, k, temperature, min_norm,
+def layer_forward_chunk(X, V, s, theta, kernel, stride, pool, grid, mode, k, temperature, min_norm, pool_winner,
                         out_maps, feats):
     """Forward samples ``X[n]`` through one layer with frozen weights (callers run several
     chunks on threads at once: the kernel holds no GIL and writes only its own outputs)."""
@@ -422,7 +439,7 @@ def layer_forward_chunk(X, V, s, theta, kernel, stride, pool, grid, mode, k, tem
         X, kernel, stride, V.shape[1], mode, k)
     for n in range(X.shape[0]):
         layer_forward_sample(X[n], V, s, theta, kernel, stride, pool, grid, mode, k, temperature,
-                             min_norm, out_maps[n], feats[n], pos_active, pos_y, pos_win, pos_nwin,
+                             min_norm, pool_winner, out_maps[n], feats[n], pos_active, pos_y, pos_win, pos_nwin,
                              starts, chans, vals, dots, sq_norms, counts, False)
 
 

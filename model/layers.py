@@ -59,16 +59,15 @@ class CompetitiveLayer:
     def _geometry(self) -> tuple:
         c = self.config
         return (c.kernel, c.stride, c.pool, c.readout_grid, _MODES[c.competition.mode], c.competition.k,
-                np.float32(c.competition.temperature), np.float32(c.min_input_norm))
+                np.float32(c.competition.temperature), np.float32(c.min_input_norm), c.pool_mode == "winner")
 
     def learn(self, X: np.ndarray, sample0: int) -> tuple[np.ndarray, np.ndarray]:
         """Forward then update, sample by sample; returns (emissions, features) per sample."""
         out, feats = self._buffers(X.shape[0])
         p = self.config.plasticity
-        kernel, stride, pool, grid, mode, k, temp, min_norm = self._geometry()
         kernels.layer_learn_chunk(
             X, self.vectors, self.scales, self.sq_norms, self.thresholds, self.wins, self.last_win, np.int64(sample0),
-            kernel, stride, pool, grid, mode, k, temp, min_norm, _RULES[self.config.rule],
+            *self._geometry(), _RULES[self.config.rule],
             p.lr0, p.lr_halflife, p.lr_min, p.homeostasis, out, feats)
         return out, feats
 

@@ -16,6 +16,7 @@ True
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, Sequence
@@ -31,12 +32,24 @@ from model.validation import as_label_array, as_sample_batch
 
 # samples per kernel call: large enough to amortise the call, small enough for the cache
 _CHUNK = 256
-# runs the pipelined stages of learn_many; the kernels release the GIL
-_STAGE_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="hebb-stage")
+# the pipelined stages of learn_many run on a pool owned by the calling thread: its workers are
+# created by that thread and so inherit its scheduling priority (a service lowers its learner
+# threads' priority so that requests are served first; shared workers would escape that)
+_STAGE_POOLS = threading.local()
+
+
+def _stage_pool() -> ThreadPoolExecutor:
+    pool = getattr(_STAGE_POOLS, "pool", None)
+    if pool is None:
+        pool = _STAGE_POOLS.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="hebb-stage")
+    return pool
+
 # batched prediction: blocks small enough that a block's intermediate maps stay in cache, spread
 # over one thread per core
 _PREDICT_BLOCK = 128
-_PREDICT_POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="hebb-predict")
+_MIN_PREDICT_BLOCK = 8
+_PREDICT_THREADS = os.cpu_count() or 1
+_PREDICT_POOL = ThreadPoolExecutor(max_workers=_PREDICT_THREADS, thread_name_prefix="hebb-predict")
 
 
 class Network:
@@ -145,7 +158,7 @@ class Network:
             if len(tasks) == 1:
                 tasks[0]()
             else:
-                for future in [_STAGE_POOL.submit(task) for task in tasks]:
+                for future in [_stage_pool().submit(task) for task in tasks]:
                     future.result()
         return preds, probas
 
@@ -258,7 +271,8 @@ class Snapshot:
     def __init__(self, net: Network, copy: bool = True):
         self._net = net
         self.layers = [layer.frozen(copy) for layer in net.layers]
-        self.readout_weights = net.readout.weights.copy() if copy else net.readout.weights
+        # class-major, as the scoring kernel reads them (a copy either way)
+        self.readout_weights_t = np.ascontiguousarray(net.readout.weights.T)
         self.samples_seen = net.samples_seen
 
     def predict_proba_many(self, X: Any) -> np.ndarray:
@@ -266,10 +280,13 @@ class Snapshot:
         out = np.empty((len(batch), self._net.config.classes), np.float32)
 
         def predict_block(start: int) -> None:
-            F = self._net._forward_features(batch[start:start + _PREDICT_BLOCK], self)
-            out[start:start + len(F)] = self._net._proba(self._net.readout.scores(F, self.readout_weights))
+            F = self._net._forward_features(batch[start:start + block], self)
+            out[start:start + len(F)] = self._net._proba(self._net.readout.scores(F, weights_t=self.readout_weights_t))
 
-        starts = range(0, len(batch), _PREDICT_BLOCK)
+        # small batches are split too, so that every core works on them (a block costs a few
+        # kernel calls, so not below _MIN_PREDICT_BLOCK samples)
+        block = min(_PREDICT_BLOCK, max(_MIN_PREDICT_BLOCK, -(-len(batch) // _PREDICT_THREADS)))
+        starts = range(0, len(batch), block)
         if len(starts) == 1:
             predict_block(0)
         else:  # blocks on every core; each sample's result does not depend on its block

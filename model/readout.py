@@ -12,12 +12,10 @@ import contextlib
 import threading
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve
-from scipy.linalg.blas import ssymm
 from threadpoolctl import ThreadpoolController
 
 from model import kernels
-from model.blas import syrk_lower
+from model.blas import cholesky_solve_lower, symm_lower, syrk_lower
 from model.config import ReadoutConfig
 
 _BLAS = ThreadpoolController()  # sees the BLAS libraries numpy and scipy loaded above
@@ -50,12 +48,12 @@ class LinearReadout:
         self.classes = classes
         self.weights = np.zeros((n_features, classes), np.float32)
 
-    def scores(self, F: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-        """Class scores ``F @ weights`` (default: the current weights) by the same kernel that scores
-        prequentially while learning, so a prediction equals the one learning would have made."""
+    def scores(self, F: np.ndarray, weights_t: np.ndarray | None = None) -> np.ndarray:
+        """Class scores ``F @ weights`` by the same kernel that scores prequentially while learning,
+        so a prediction equals the one learning would have made. ``weights_t``: other (e.g. a
+        snapshot's) weights, class-major (``weights.T``, C-contiguous); default the current ones."""
         out = np.empty((F.shape[0], self.classes), np.float32)
-        weights = self.weights if weights is None else weights
-        kernels.readout_scores(F, np.ascontiguousarray(weights.T), out)
+        kernels.readout_scores(F, np.ascontiguousarray(self.weights.T) if weights_t is None else weights_t, out)
         return out
 
 
@@ -176,8 +174,10 @@ class StreamingLeastSquares(LinearReadout):
             if self.labels_seen % self.config.exact_every == 0:
                 system = self.gram.astype(np.float64)
                 system[np.diag_indices_from(system)] += ridge
-                factor = cho_factor(system, lower=True, overwrite_a=True, check_finite=False)
-                weights = cho_solve(factor, self.cross, check_finite=False)
+                solution_t = np.ascontiguousarray(self.cross.T)
+                if cholesky_solve_lower(system, solution_t) != 0:  # without the GIL
+                    raise np.linalg.LinAlgError("readout system is not positive definite")
+                weights = solution_t.T
             else:
                 weights = conjugate_gradients(self.gram, ridge, self.cross, self.weights.astype(np.float64),
                                               1.0 / (diag + ridge), self.config.cg_iterations)
@@ -209,9 +209,10 @@ def conjugate_gradients(gram_lower: np.ndarray, ridge: float, B: np.ndarray, X: 
     """Preconditioned CG for ``(A + ridge·I)·X = B``, one independent run per column of ``B``;
     ``A`` is given by its lower triangle (C order) and applied with a symmetric BLAS product."""
     def apply(P: np.ndarray) -> np.ndarray:
-        # gram_lower.T is the Fortran view of A holding it in its upper triangle
-        AP = ssymm(1.0, gram_lower.T, np.asfortranarray(P, dtype=np.float32), side=0, lower=0)
-        return AP.astype(np.float64) + ridge * P
+        PT = np.ascontiguousarray(P.T, dtype=np.float32)
+        APT = np.empty_like(PT)
+        symm_lower(gram_lower, PT, APT)  # without the GIL
+        return APT.T.astype(np.float64) + ridge * P
 
     R = B - apply(X)
     Z = R * precond[:, None]

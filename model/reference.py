@@ -46,6 +46,7 @@ def layer_step(X, W, theta, wins, last_win, sample_index, cfg, emission_shape, l
     n_ch = W.shape[1]
     grid = cfg.readout_grid
     emission = np.zeros(emission_shape, np.float32)
+    best_score = np.full(emission_shape[:2], -np.inf, np.float32)
     feats = np.zeros((grid, grid, n_ch), np.float32)
     learned = []
     for oy in range(oh):
@@ -60,7 +61,15 @@ def layer_step(X, W, theta, wins, last_win, sample_index, cfg, emission_shape, l
                 feats[oy * grid // oh, ox * grid // ow] += np.maximum(z - z.mean(), 0.0)
             qy, qx = oy // cfg.pool, ox // cfg.pool
             if qy < emission_shape[0] and qx < emission_shape[1]:
-                emission[qy, qx] = np.maximum(emission[qy, qx], y)
+                if cfg.pool_mode == "max":
+                    emission[qy, qx] = np.maximum(emission[qy, qx], y)
+                else:  # the cell's best-scoring winner only (earliest position on ties)
+                    score = z / norm - theta
+                    for j in np.flatnonzero(y):
+                        if score[j] > best_score[qy, qx]:
+                            best_score[qy, qx] = score[j]
+                            emission[qy, qx] = 0.0
+                            emission[qy, qx, j] = y[j]
             learned.append((x / norm, y))
     if learn:
         for x_unit, y in learned:

@@ -9,6 +9,7 @@ from typing import AsyncIterator
 
 from fastapi import FastAPI
 
+from model.blas import warm_up as warm_up_blas
 from service import __version__
 from service.api import dashboard, health, models, oip
 from service.api.errors import install_error_handlers
@@ -32,6 +33,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        warm_up_blas()  # compile the readout's nogil BLAS calls before any request is waiting
         await store.open()
         # the role (all / learner / predictor, service.roles) picks the manager and its durability policy
         manager, durability = build_role(settings, store, prediction_retention=settings.prediction_retention,

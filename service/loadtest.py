@@ -8,6 +8,8 @@
    itself, the way independent callers do); with 0 they send back to back (closed loop, saturation).
 
 Latency is measured by the client, from just before the request is sent until its response is read.
+The load generator runs on aiohttp: it needs several times less CPU per request than httpx, and on
+a machine shared with the server the generator's own CPU use inflates the latencies it measures.
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-model", action="store_true", help="do not delete a model the test created")
 
 
+_JSON = {"content-type": "application/json"}
+
+
 def _b64_rows(X: np.ndarray) -> list[str]:
     return [base64.b64encode(row.tobytes()).decode() for row in X]
 
@@ -73,10 +78,9 @@ async def _ingest(client, model: str, bodies: list[bytes], concurrency: int) -> 
         nonlocal accepted
         while not queue.empty():
             body = queue.get_nowait()
-            r = await client.post(f"/v1/models/{model}/samples", content=body,
-                                  headers={"content-type": "application/json"})
-            r.raise_for_status()
-            accepted += r.json()["accepted"]
+            async with client.post(f"v1/models/{model}/samples", data=body, headers=_JSON) as r:
+                r.raise_for_status()
+                accepted += (await r.json())["accepted"]
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -106,10 +110,11 @@ async def _predict_phase(client, model: str, inputs: list[bytes], learn_bodies: 
             body = inputs[i % len(inputs)]
             i += clients
             sent = time.perf_counter()
-            r = await client.post(f"/v1/models/{model}/predict", content=body,
-                                  headers={"content-type": "application/json"})
+            async with client.post(f"v1/models/{model}/predict", data=body, headers=_JSON) as r:
+                await r.read()
+                ok = r.status == 200
             elapsed = time.perf_counter() - sent
-            if r.status_code == 200:
+            if ok:
                 latencies.append(elapsed)
             else:
                 errors += 1
@@ -118,10 +123,10 @@ async def _predict_phase(client, model: str, inputs: list[bytes], learn_bodies: 
         nonlocal learned
         i = 0
         while time.perf_counter() < stop_at:
-            r = await client.post(f"/v1/models/{model}/samples", content=learn_bodies[i % len(learn_bodies)],
-                                  headers={"content-type": "application/json"})
-            r.raise_for_status()
-            learned += r.json()["accepted"]
+            async with client.post(f"v1/models/{model}/samples", data=learn_bodies[i % len(learn_bodies)],
+                                   headers=_JSON) as r:
+                r.raise_for_status()
+                learned += (await r.json())["accepted"]
             i += 1
 
     started = time.perf_counter()
@@ -136,7 +141,7 @@ async def _predict_phase(client, model: str, inputs: list[bytes], learn_bodies: 
 
 
 async def run_loadtest(args: argparse.Namespace) -> dict:
-    import httpx
+    import aiohttp
 
     data = load_dataset(args.data)
     X = data["train_images"].reshape(len(data["train_images"]), -1)
@@ -152,29 +157,31 @@ async def run_loadtest(args: argparse.Namespace) -> dict:
     predict_bodies = [orjson.dumps({"inputs": [{"x_b64": row}]}) for row in _b64_rows(test)]
 
     headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
-    limits = httpx.Limits(max_connections=args.clients + args.ingest_concurrency + 4,
-                          max_keepalive_connections=args.clients + args.ingest_concurrency + 4)
-    async with httpx.AsyncClient(base_url=args.url.rstrip("/"), headers=headers, limits=limits,
-                                 timeout=httpx.Timeout(120.0)) as client:
-        r = await client.get(f"/v1/models/{args.model}")
+    connector = aiohttp.TCPConnector(limit=args.clients + args.ingest_concurrency + 4)
+    async with aiohttp.ClientSession(base_url=args.url.rstrip("/") + "/", headers=headers, connector=connector,
+                                     timeout=aiohttp.ClientTimeout(total=120.0)) as client:
         created = False
-        if r.status_code == 404:
-            r = await client.post("/v1/models", json={"name": args.model, "preset": args.preset})
-            r.raise_for_status()
+        async with client.get(f"v1/models/{args.model}") as r:
+            missing = r.status == 404
+            if not missing:
+                r.raise_for_status()
+                preset = (await r.json())["preset"]
+        if missing:
+            async with client.post("v1/models", json={"name": args.model, "preset": args.preset}) as r:
+                r.raise_for_status()
+                preset = (await r.json())["preset"]
             created = True
-        else:
-            r.raise_for_status()
-        preset = r.json()["preset"]
         try:
             # warm-up: first calls compile nothing server-side (numba caches), but open connections
-            await client.post(f"/v1/models/{args.model}/predict", content=predict_bodies[0],
-                              headers={"content-type": "application/json"})
+            async with client.post(f"v1/models/{args.model}/predict", data=predict_bodies[0], headers=_JSON) as r:
+                r.raise_for_status()
             accepted, ingest_seconds = await _ingest(client, args.model, ingest_bodies, args.ingest_concurrency)
             predict = await _predict_phase(client, args.model, predict_bodies, background_bodies, args.clients,
                                            args.seconds, args.predict_rate)
         finally:
             if created and not args.keep_model:
-                await client.delete(f"/v1/models/{args.model}")
+                async with client.delete(f"v1/models/{args.model}") as r:
+                    pass
     return {
         "ingest_samples_per_second": accepted / ingest_seconds,
         "ingest_samples": accepted,

@@ -12,7 +12,6 @@ import asyncio
 import enum
 import logging
 import re
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from pydantic import ValidationError
 
 from model import PRESETS, Network, StateError, encode_state, make_config
 from service.activity import RecentActivity
+from service.batching import PredictBatcher
 from service.errors import (FeedbackConflict, InvalidInput, ModelExists, ModelNotFound, NotReady,
                             PredictionNotFound)
 from service.events import (CheckpointPayload, EventKind, LearnEvent, decode_event, encode_checkpoint, encode_event,
@@ -36,8 +36,6 @@ log = logging.getLogger("hebb.manager")
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_SAMPLE_ID = 256
-# predictions this small run inline on the event loop: cheaper than a thread hop
-INLINE_PREDICT_SAMPLES = 16
 
 
 class ModelStatus(str, enum.Enum):
@@ -76,6 +74,8 @@ class ManagedModel:
     log_uncertain: bool = False
     # recent inputs and prequential (label, prediction) pairs, for the dashboard (set by the manager)
     activity: RecentActivity | None = None
+    # coalesces concurrent prediction requests into batched forward passes off the event loop
+    batcher: PredictBatcher = field(default_factory=PredictBatcher)
 
     @property
     def name(self) -> str:
@@ -327,10 +327,7 @@ class ModelManager:
         if pixels.ndim != 2 or pixels.shape[1] != model.input_size or pixels.dtype != np.uint8:
             raise InvalidInput(f"inputs: expected uint8 pixels of shape [n, {model.input_size}]", "inputs")
         snapshot = model.learner.snapshot
-        if len(pixels) <= INLINE_PREDICT_SAMPLES:
-            probas = snapshot.predict_proba_many(pixels)
-        else:
-            probas = await asyncio.to_thread(snapshot.predict_proba_many, pixels)
+        probas = await model.batcher.submit(snapshot.predict_proba_many, pixels)
         labels = probas.argmax(axis=1)
         model.counters.predictions_served += len(pixels)
         ids = None

@@ -17,15 +17,17 @@ def _images(rng, n, h=12, w=12, c=1):
 
 @pytest.mark.parametrize("mode", ["hard", "kwta", "soft"])
 @pytest.mark.parametrize("rule", ["instar", "oja"])
-def test_layer_learning_matches_reference(mode, rule):
+@pytest.mark.parametrize("pool_mode", ["max", "winner"])
+@pytest.mark.parametrize("in_channels", [2, 6])  # dense scatter and sparse-index gather paths
+def test_layer_learning_matches_reference(mode, rule, pool_mode, in_channels):
     rng = np.random.default_rng(0)
-    cfg = LayerConfig(channels=8, kernel=3, stride=1, rule=rule, pool=2, readout_grid=2,
+    cfg = LayerConfig(channels=8, kernel=3, stride=1, rule=rule, pool=2, readout_grid=2, pool_mode=pool_mode,
                       competition={"mode": mode, "k": 3, "temperature": 0.2},
                       plasticity={"lr0": 0.2, "lr_halflife": 5.0, "homeostasis": 0.01})
-    layer = CompetitiveLayer(cfg, (12, 12, 2), np.random.default_rng(5))
+    layer = CompetitiveLayer(cfg, (12, 12, in_channels), np.random.default_rng(5))
     W = layer.weights.copy()
     theta, wins, last_win = layer.thresholds.copy(), layer.wins.copy(), layer.last_win.copy()
-    X = _images(rng, 6, c=2)
+    X = _images(rng, 6, c=in_channels)
     out, feats = layer.learn(X, sample0=10)
     for n in range(len(X)):
         e_ref, f_ref = reference.layer_step(X[n], W, theta, wins, last_win, 10 + n, cfg, layer.emission_shape)
@@ -38,12 +40,13 @@ def test_layer_learning_matches_reference(mode, rule):
 
 
 @pytest.mark.parametrize("stride", [1, 2])
-def test_frozen_forward_matches_reference_and_changes_nothing(stride):
+@pytest.mark.parametrize("in_channels", [1, 6])
+def test_frozen_forward_matches_reference_and_changes_nothing(stride, in_channels):
     rng = np.random.default_rng(3)
     cfg = LayerConfig(channels=6, kernel=3, stride=stride, pool=2, readout_grid=3)
-    layer = CompetitiveLayer(cfg, (12, 12, 1), np.random.default_rng(1))
+    layer = CompetitiveLayer(cfg, (12, 12, in_channels), np.random.default_rng(1))
     before = layer.weights.copy()
-    X = _images(rng, 5)
+    X = _images(rng, 5, c=in_channels)
     out, feats = layer.forward(X)
     W, theta = layer.weights.copy(), layer.thresholds.copy()
     for n in range(len(X)):
