@@ -31,7 +31,7 @@ from model.state import StateError, digest_state, load_state, pack_state
 from model.validation import as_label_array, as_sample_batch
 
 # samples per kernel call: large enough to amortise the call, small enough for the cache
-_CHUNK = 256
+_CHUNK = 128
 # the pipelined stages of learn_many run on a pool owned by the calling thread: its workers are
 # created by that thread and so inherit its scheduling priority (a service lowers its learner
 # threads' priority so that requests are served first; shared workers would escape that)

@@ -53,7 +53,7 @@ def stream(client: Any, model: str, data: dict[str, np.ndarray], *, limit: int |
     started = time.perf_counter()
     predictions = handle.learn(X, y, batch_size=batch_size, progress=progress)
     learn_seconds = time.perf_counter() - started
-    result = handle.predict(X_test)
+    test_labels = handle.predict(X_test).labels if len(X_test) else np.empty(0, np.int64)
     info = handle.info()
     return {
         "model": model,
@@ -62,7 +62,7 @@ def stream(client: Any, model: str, data: dict[str, np.ndarray], *, limit: int |
         "samples_per_second": len(X) / learn_seconds if learn_seconds > 0 else None,
         "learn_seconds": learn_seconds,
         "test_samples": int(len(X_test)),
-        "test_accuracy": float(np.mean(result.labels == y_test)) if len(X_test) else None,
+        "test_accuracy": float(np.mean(test_labels == y_test)) if len(X_test) else None,
         "step": info.step,
         "state_digest": info.state_digest,
     }

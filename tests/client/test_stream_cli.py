@@ -30,10 +30,12 @@ def test_stream_creates_teaches_and_summarises(live_server, data_dir, model_name
     assert (info.preset, info.seed, info.samples_seen) == ("mnist-shallow", 2, 700)
     assert summary["state_digest"] == info.state_digest
 
-    # a second run keeps teaching the same model (the preset only applies on creation)
-    assert main(argv[:-2] + ["--limit", "100", "--no-progress"]) == 0
+    # a second run keeps teaching the same model (the preset only applies on creation); with
+    # --test-limit 0 it only learns
+    assert main(argv[:-2] + ["--limit", "100", "--test-limit", "0", "--no-progress"]) == 0
     second = json.loads(capsys.readouterr().out)
     assert second["samples"] == 100 and second["step"] == 800
+    assert second["test_samples"] == 0 and second["test_accuracy"] is None
 
 
 def test_stream_reports_errors_without_a_traceback(live_server, data_dir, model_name, tmp_path, capsys):

@@ -19,7 +19,12 @@ def test_replica_from_the_serving_state_predicts_like_the_learner(preset, mnist)
     learner.learn_many(X[:300], y[:300])
     state = learner.state_dict()
     blob = encode_serving(learner)
-    assert len(blob) < 0.25 * len(encode_state(state)), "the serving state should be a small part of the state"
+    # it leaves out the readout's learning statistics, which dominate the full state
+    statistics = sum(getattr(learner.readout, name).nbytes for name in learner.readout.STATE_ARRAYS
+                     if name not in learner.readout.SERVING_ARRAYS)
+    full = len(encode_state(state))
+    assert statistics > 0.5 * full
+    assert len(blob) < full - 0.99 * statistics, "the serving state should leave the learning statistics out"
 
     replica = ReplicaBuilder(ModelRecord(name="m", preset=preset)).build(blob)
     probe = X[300:]

@@ -26,7 +26,7 @@ def as_sample_rows(X: Any) -> np.ndarray:
         arr = arr[None, :]
     if arr.dtype.kind not in "uif" or arr.dtype == np.bool_:
         raise InvalidInput(f"X must hold uint8 pixels or floats in [0, 1], got dtype {arr.dtype}")
-    rows = arr.reshape(len(arr), -1)
+    rows = arr.reshape(len(arr), int(np.prod(arr.shape[1:])))  # -1 cannot be inferred for 0 samples
     if rows.dtype == np.uint8:
         return rows
     if rows.dtype.kind in "ui":
