@@ -332,12 +332,8 @@ class ModelManager:
         model.counters.predictions_served += len(pixels)
         ids = None
         if keep and self.prediction_retention > 0:
-            ids = []
-            for row, label, proba in zip(pixels, labels.tolist(), probas):
-                prediction_id = uuid.uuid4().hex
-                model.predictions.add(StoredPrediction(prediction_id, row.copy(), label, proba.copy(),
-                                                       snapshot.samples_seen))
-                ids.append(prediction_id)
+            ids = [uuid.uuid4().hex for _ in range(len(pixels))]
+            model.predictions.add_many(ids, pixels, labels, probas, snapshot.samples_seen)
         return PredictOutcome(snapshot.samples_seen, labels, probas, ids)
 
     def get_prediction(self, name: str, prediction_id: str) -> StoredPrediction:
@@ -360,8 +356,10 @@ class ModelManager:
                                    kind=EventKind.FEEDBACK, prediction_id=prediction_id)
         if outcome.accepted == 0:
             raise FeedbackConflict(f"prediction_id: prediction {prediction_id!r} already has feedback", "prediction_id")
-        item.feedback_label = int(label)
-        item.feedback_step = outcome.step
+        stored = model.predictions.set_feedback(prediction_id, int(label), outcome.step)
+        if stored is None:  # expired meanwhile: answer from the copy read above
+            item.feedback_label, item.feedback_step = int(label), outcome.step
+        item = stored or item
         model.counters.feedback_applied += 1
         return item, outcome
 
