@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import platform
 import sys
@@ -31,6 +32,9 @@ from model.data import load_dataset
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", required=True, help="service base URL, e.g. http://127.0.0.1:8000")
+    parser.add_argument("--learn-url", default=None,
+                        help="send learning and model management here instead (a learner, when --url is a "
+                             "predictor of the learner/predictor roles)")
     parser.add_argument("--data", required=True, help="MNIST directory (four IDX .gz files)")
     parser.add_argument("--json", dest="json_path", help="also write the results as JSON to this path")
     parser.add_argument("--model", default="loadtest", help="model to use (created if missing)")
@@ -87,7 +91,7 @@ async def _ingest(client, model: str, bodies: list[bytes], concurrency: int) -> 
     return accepted, time.perf_counter() - started
 
 
-async def _predict_phase(client, model: str, inputs: list[bytes], learn_bodies: list[bytes], clients: int,
+async def _predict_phase(client, learn_client, model: str, inputs: list[bytes], learn_bodies: list[bytes], clients: int,
                          seconds: float, rate: float) -> dict:
     latencies: list[float] = []
     errors = 0
@@ -123,7 +127,7 @@ async def _predict_phase(client, model: str, inputs: list[bytes], learn_bodies: 
         nonlocal learned
         i = 0
         while time.perf_counter() < stop_at:
-            async with client.post(f"v1/models/{model}/samples", data=learn_bodies[i % len(learn_bodies)],
+            async with learn_client.post(f"v1/models/{model}/samples", data=learn_bodies[i % len(learn_bodies)],
                                    headers=_JSON) as r:
                 r.raise_for_status()
                 learned += (await r.json())["accepted"]
@@ -138,6 +142,16 @@ async def _predict_phase(client, model: str, inputs: list[bytes], learn_bodies: 
             "predict_requests": len(ms), "predict_errors": errors,
             "predict_requests_per_second": len(ms) / elapsed,
             "learn_samples_per_second_during_predict": learned / elapsed}
+
+
+async def _until_predicting(client, model: str, body: bytes, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        async with client.post(f"v1/models/{model}/predict", data=body, headers=_JSON) as r:
+            if r.status == 200 or time.monotonic() > deadline:
+                r.raise_for_status()
+                return
+        await asyncio.sleep(0.2)
 
 
 async def run_loadtest(args: argparse.Namespace) -> dict:
@@ -157,37 +171,43 @@ async def run_loadtest(args: argparse.Namespace) -> dict:
     predict_bodies = [orjson.dumps({"inputs": [{"x_b64": row}]}) for row in _b64_rows(test)]
 
     headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
-    connector = aiohttp.TCPConnector(limit=args.clients + args.ingest_concurrency + 4)
-    async with aiohttp.ClientSession(base_url=args.url.rstrip("/") + "/", headers=headers, connector=connector,
-                                     timeout=aiohttp.ClientTimeout(total=120.0)) as client:
+
+    def session(url: str) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(base_url=url.rstrip("/") + "/", headers=headers,
+                                     connector=aiohttp.TCPConnector(limit=args.clients + args.ingest_concurrency + 4),
+                                     timeout=aiohttp.ClientTimeout(total=120.0))
+
+    async with contextlib.AsyncExitStack() as stack:
+        client = await stack.enter_async_context(session(args.url))
+        learner = await stack.enter_async_context(session(args.learn_url)) if args.learn_url else client
         created = False
-        async with client.get(f"v1/models/{args.model}") as r:
+        async with learner.get(f"v1/models/{args.model}") as r:
             missing = r.status == 404
             if not missing:
                 r.raise_for_status()
                 preset = (await r.json())["preset"]
         if missing:
-            async with client.post("v1/models", json={"name": args.model, "preset": args.preset}) as r:
+            async with learner.post("v1/models", json={"name": args.model, "preset": args.preset}) as r:
                 r.raise_for_status()
                 preset = (await r.json())["preset"]
             created = True
         try:
-            # warm-up: first calls compile nothing server-side (numba caches), but open connections
-            async with client.post(f"v1/models/{args.model}/predict", data=predict_bodies[0], headers=_JSON) as r:
-                r.raise_for_status()
-            accepted, ingest_seconds = await _ingest(client, args.model, ingest_bodies, args.ingest_concurrency)
-            predict = await _predict_phase(client, args.model, predict_bodies, background_bodies, args.clients,
-                                           args.seconds, args.predict_rate)
+            # warm-up: first calls compile nothing server-side (numba caches), but open connections;
+            # a separate predictor answers once the learner has published the model
+            await _until_predicting(client, args.model, predict_bodies[0])
+            accepted, ingest_seconds = await _ingest(learner, args.model, ingest_bodies, args.ingest_concurrency)
+            predict = await _predict_phase(client, learner, args.model, predict_bodies, background_bodies,
+                                           args.clients, args.seconds, args.predict_rate)
         finally:
             if created and not args.keep_model:
-                async with client.delete(f"v1/models/{args.model}") as r:
+                async with learner.delete(f"v1/models/{args.model}") as r:
                     pass
     return {
         "ingest_samples_per_second": accepted / ingest_seconds,
         "ingest_samples": accepted,
         "ingest_seconds": ingest_seconds,
         **predict,
-        "config": {"url": args.url, "preset": preset, "batch": args.batch,
+        "config": {"url": args.url, "learn_url": args.learn_url or args.url, "preset": preset, "batch": args.batch,
                    "ingest_concurrency": args.ingest_concurrency, "clients": args.clients,
                    "seconds": args.seconds, "predict_rate": args.predict_rate,
                    "python": platform.python_version(), "machine": platform.machine()},
