@@ -18,7 +18,6 @@ import base64
 import json
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -28,7 +27,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from service.redis_process import RedisProcess, free_port
+from service.redis_process import RedisProcess
+from service.serve_process import ServeProcess
 
 MODEL = "bench"
 # a batch acknowledged this close before the kill may not have been published by the killed learner
@@ -100,35 +100,8 @@ def measure_publication(preset: str, X: np.ndarray, y: np.ndarray) -> dict:
 # ----------------------------------------------------------------------------- 2. live
 
 
-class Role:
-    def __init__(self, role: str, store_url: str, workdir: Path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HEBB_")}
-        self.log = open(workdir / f"{role}-{self.port}.log", "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--role", role, "--port",
-                                      str(self.port), "--store", store_url, "--no-access-log"],
-                                     env=env, stdout=self.log, stderr=subprocess.STDOUT)
-
-    def wait(self, path: str, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + path, timeout=2.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"{self.url}{path} not 200 after {timeout}s")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.log.close()
+def _role(role: str, store_url: str, workdir: Path) -> ServeProcess:
+    return ServeProcess(workdir, ["--role", role, "--store", store_url, "--no-access-log"], name=role).start()
 
 
 class StepWatch(threading.Thread):
@@ -165,18 +138,18 @@ def run_live(preset: str, X: np.ndarray, y: np.ndarray, batch: int, logs: Path |
         workdir = Path(tmp) if logs is None else logs
         workdir.mkdir(parents=True, exist_ok=True)
         redis = RedisProcess(Path(tmp) / "redis", appendfsync="everysec").start()
-        procs: list[Role] = []
+        procs: list[ServeProcess] = []
         try:
-            learners = [Role("learner", redis.url, workdir) for _ in range(2)]
-            predictor = Role("predictor", redis.url, workdir)
+            learners = [_role("learner", redis.url, workdir) for _ in range(2)]
+            predictor = _role("predictor", redis.url, workdir)
             procs = [*learners, predictor]
             for proc in procs:
-                proc.wait("/healthz")
-            learners[0].wait("/readyz")
+                proc.wait_for("/healthz", 120)
+            learners[0].wait_for("/readyz", 120)
             r = httpx.post(learners[0].url + "/v1/models", json={"name": MODEL, "preset": preset}, timeout=120)
             r.raise_for_status()
-            predictor.wait(f"/v1/models/{MODEL}")
-            predictor.wait("/readyz")                         # the model's replica is loaded
+            predictor.wait_for(f"/v1/models/{MODEL}", 120)
+            predictor.wait_for("/readyz", 120)                         # the model's replica is loaded
             watch = StepWatch(predictor.url)
             watch.start()
             client = FailoverClient([learner.url for learner in learners])

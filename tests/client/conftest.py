@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
-import socket
-import subprocess
 import sys
 import threading
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+
+from service.redis_process import free_port
+from service.serve_process import ServeProcess
 
 REPO = Path(__file__).resolve().parents[2]
 try:
@@ -27,66 +25,30 @@ except ImportError:  # the SDK is its own distribution; fall back to the source 
 WRITE_KEY, READ_KEY = "test-write-key", "test-read-key"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+class LiveServer(ServeProcess):
+    """A live ``hebb serve`` with a write and a read API key (memory store unless ``env_extra`` says otherwise)."""
 
+    write_key = WRITE_KEY
+    read_key = READ_KEY
 
-@dataclass
-class LiveServer:
-    url: str
-    process: subprocess.Popen
-    log_path: Path
-    write_key: str = WRITE_KEY
-    read_key: str = READ_KEY
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-
-def start_server(tmp_dir: Path, env_extra: dict[str, str] | None = None, timeout: float = 60.0,
-                 port: int | None = None) -> LiveServer:
-    port = port or free_port()
-    log_path = tmp_dir / f"server-{port}-{time.monotonic_ns()}.log"
-    env = {**os.environ, "HEBB_STORE": "memory://"}  # nothing written to disk unless a test asks for a store
-    env.update({"HEBB_API_KEYS": f"{WRITE_KEY}:write,{READ_KEY}:read", "HEBB_LOG_FORMAT": "text",
-                "HEBB_ACCESS_LOG": "false", **(env_extra or {})})
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-    server = LiveServer(f"http://127.0.0.1:{port}", process, log_path)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"hebb serve exited with {process.returncode}:\n{server.log()}")
+    def __init__(self, tmp_dir: Path, env_extra: dict[str, str] | None = None, timeout: float = 60.0,
+                 port: int | None = None):
+        env = {"HEBB_STORE": "memory://", "HEBB_API_KEYS": f"{WRITE_KEY}:write,{READ_KEY}:read",
+               "HEBB_LOG_FORMAT": "text", "HEBB_ACCESS_LOG": "false", **(env_extra or {})}
+        super().__init__(tmp_dir, ["--host", "127.0.0.1"], env, port=port, name="server")
+        self.start()
         try:
-            if httpx.get(server.url + "/healthz", timeout=1.0).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    stop_server(server)
-    raise RuntimeError(f"hebb serve did not come up in {timeout}s:\n{server.log()}")
-
-
-def stop_server(server: LiveServer) -> None:
-    if server.process.poll() is None:
-        server.process.terminate()
-        try:
-            server.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait()
+            self.wait_for("/healthz", timeout)
+        except RuntimeError:
+            self.stop()
+            raise
 
 
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory):
-    server = start_server(tmp_path_factory.mktemp("hebb-server"))
+    server = LiveServer(tmp_path_factory.mktemp("hebb-server"))
     yield server
-    stop_server(server)
+    server.stop(20)
 
 
 @pytest.fixture
@@ -95,13 +57,13 @@ def server_factory(tmp_path):
     started: list[LiveServer] = []
 
     def start(env_extra: dict[str, str] | None = None, port: int | None = None) -> LiveServer:
-        server = start_server(tmp_path, env_extra, port=port)
+        server = LiveServer(tmp_path, env_extra, port=port)
         started.append(server)
         return server
 
     yield start
     for server in started:
-        stop_server(server)
+        server.stop(20)
 
 
 @pytest.fixture

@@ -296,8 +296,8 @@ def test_learning_rides_out_a_server_killed_and_restarted_mid_stream(live_server
         while probe.get_model(model_name).samples_seen < 500 and streamer.is_alive():
             time.sleep(0.01)
     assert streamer.is_alive(), "the stream must still be running when the server dies"
-    server.process.kill()              # SIGKILL: no graceful drain
-    server.process.wait()
+    server.proc.kill()                 # SIGKILL: no graceful drain
+    server.proc.wait()
     restarted = server_factory(durable, port=int(server.url.rsplit(":", 1)[1]))
     streamer.join(timeout=240)
     assert not streamer.is_alive()

@@ -4,22 +4,16 @@ and a ``store`` fixture parametrized over the durable backends so one suite runs
 from __future__ import annotations
 
 import base64
-import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
 
-import httpx
 import pytest
 
-from service.redis_process import RedisProcess, free_port
+from service.redis_process import RedisProcess
+from service.serve_process import ServeProcess
 from service.stores import make_store
 
-REPO = Path(__file__).resolve().parents[2]
 
 DURABLE_BACKENDS = ["file", "redis"]
 
@@ -72,65 +66,17 @@ def anyio_backend() -> str:
 # ----------------------------------------------------------------------------- the real service
 
 
-class ServiceProcess:
+class ServiceProcess(ServeProcess):
     """``hebb serve --store URL`` in a subprocess on a fixed port, so it can be killed with SIGKILL
     and started again at the same address (clients keep retrying the same URL)."""
 
     def __init__(self, store_url: str | None, workdir: Path, env: dict[str, str] | None = None):
+        store = ["--store", store_url] if store_url else []   # None: the default store
+        super().__init__(workdir, store, {"HEBB_ACCESS_LOG": "false", **(env or {})})
         self.store_url = store_url
-        self.workdir = workdir
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        inherited = {k: v for k, v in os.environ.items() if not k.startswith("HEBB_") or k == "HEBB_DATA_DIR"}
-        self.env = {**inherited, "PYTHONPATH": str(REPO), "HEBB_ACCESS_LOG": "false", **(env or {})}
-        self.proc: subprocess.Popen | None = None
-        self.starts = 0
-
-    def start(self) -> "ServiceProcess":
-        self.starts += 1
-        self.log_path = self.workdir / f"service-{self.port}-{self.starts}.log"
-        self._log = open(self.log_path, "wb")
-        store = ["--store", self.store_url] if self.store_url else []   # None: the default store
-        self.proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(self.port), *store],
-                                     cwd=self.workdir, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
-        return self
 
     def wait_ready(self, timeout: float = 90.0) -> dict:
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"service exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                r = httpx.get(self.url + "/readyz", timeout=2.0)
-                last = r.json()
-                if r.status_code == 200:
-                    return last
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"service not ready after {timeout}s (last /readyz {last}):\n{self.log()}")
-
-    def kill9(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-        self._log.close()
-
-    def stop(self, timeout: float = 60.0) -> int:
-        """SIGTERM: graceful shutdown (drain, final checkpoints)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        return self.proc.returncode
-
-    def log(self) -> str:
-        self._log.flush()
-        return "\n".join(p.read_text(errors="replace") for p in sorted(self.workdir.glob(f"service-{self.port}-*.log")))
+        return self.wait_for("/readyz", timeout).json()
 
 
 @pytest.fixture

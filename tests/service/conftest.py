@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import base64
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,59 +10,18 @@ import httpx
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from service.serve_process import ServeProcess
+
 WRITE_KEY, READ_KEY = "test-write-key", "test-read-key"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """A ``hebb serve`` subprocess; ``stop()`` sends SIGTERM (graceful shutdown) and waits."""
+class Server(ServeProcess):
+    """A started, live ``hebb serve`` subprocess (memory store unless ``env`` says otherwise);
+    ``stop()`` sends SIGTERM (graceful shutdown) and waits."""
 
     def __init__(self, tmp: Path, env: dict[str, str] | None = None, args: list[str] = ()):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = tmp / f"server-{self.port}.log"
-        # hermetic: inherited HEBB_* settings (except the dataset location) do not leak in
-        inherited = {k: v for k, v in os.environ.items() if not k.startswith("HEBB_") or k == "HEBB_DATA_DIR"}
-        full_env = {**inherited, "HEBB_LOG_LEVEL": "info", "HEBB_STORE": "memory://", **(env or {})}
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(self.port), *args],
-                                     cwd=REPO, env=full_env, stdout=self._log, stderr=subprocess.STDOUT)
-        self.wait_live()
-
-    def wait_live(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"server did not come up:\n{self.log()}")
-
-    def log(self) -> str:
-        if not self._log.closed:
-            self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self, timeout: float = 60.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        return self.proc.returncode
+        super().__init__(tmp, args, {"HEBB_LOG_LEVEL": "info", "HEBB_STORE": "memory://", **(env or {})}, name="server")
+        self.start().wait_for("/healthz")
 
 
 @pytest.fixture(scope="session")
