@@ -352,11 +352,24 @@ def position_outputs(z, norm, theta, cy, cx, qy, qx, p, grid, mode, k, temperatu
 
 
 @nb.njit(**_JIT)
+def plasticity_left(wins, consolidation):
+    """Factor on a unit's learning rate and threshold steps: 1 without consolidation, else falling
+    linearly from 1 to 0 as its own win count reaches ``consolidation`` (then it is consolidated)."""
+    if consolidation <= 0.0:
+        return 1.0
+    return max(0.0, 1.0 - wins / consolidation)
+
+
+@nb.njit(**_JIT)
 def layer_learn_sample(X, V, s, q, theta, wins, last_win, sample_index, kernel, stride, rule,
-                       lr0, lr_halflife, lr_min, homeostasis, pos_active, pos_y, pos_win, pos_nwin,
+                       lr0, lr_halflife, lr_min, homeostasis, consolidation, pos_active, pos_y, pos_win, pos_nwin,
                        starts, chans, vals):
     """Apply the local updates of one sample, position by position, to the winners only.
 
+    With ``consolidation > 0`` a unit's rate and threshold steps are scaled by
+    ``max(0, 1 − wins/consolidation)``: once it has won that often it is consolidated, its weights
+    and threshold no longer change (it still competes and counts its wins), and a position whose
+    winners are all consolidated costs nothing here.
     ``starts/chans/vals`` must index ``X`` (built by the forward pass of the same sample)."""
     n_in, n_ch = V.shape
     ow = (X.shape[1] - kernel) // stride + 1
@@ -367,24 +380,33 @@ def layer_learn_sample(X, V, s, q, theta, wins, last_win, sample_index, kernel, 
     for p in range(pos_active.shape[0]):
         if not pos_active[p]:
             continue
-        oy = p // ow
-        ox = p - oy * ow
-        nnz, norm = patch_at(X, starts, chans, vals, oy, ox, kernel, stride, idx, val)
-        inv = np.float32(1.0) / norm
-        for t in range(nnz):
-            val[t] = val[t] * inv
+        n_active += 1
+        plastic = False
+        for w in range(pos_nwin[p]):
+            if plasticity_left(wins[pos_win[p, w]], consolidation) > 0.0:
+                plastic = True
+        nnz = 0
+        if plastic:
+            oy = p // ow
+            ox = p - oy * ow
+            nnz, norm = patch_at(X, starts, chans, vals, oy, ox, kernel, stride, idx, val)
+            inv = np.float32(1.0) / norm
+            for t in range(nnz):
+                val[t] = val[t] * inv
         best_y = np.float32(-1.0)
         best_j = -1
         for w in range(pos_nwin[p]):
             j = pos_win[p, w]
             yj = pos_y[p, w]
-            rate = np.float32(max(lr_min, lr0 / (1.0 + wins[j] / lr_halflife)))
-            if rule == RULE_INSTAR:
-                instar_update(V, s, q, j, idx, val, nnz, rate * yj)
-            else:
-                oja_update(V, s, q, j, idx, val, nnz, rate * yj)
+            left = plasticity_left(wins[j], consolidation)
+            if left > 0.0:
+                rate = np.float32(max(lr_min, lr0 / (1.0 + wins[j] / lr_halflife)) * left)
+                if rule == RULE_INSTAR:
+                    instar_update(V, s, q, j, idx, val, nnz, rate * yj)
+                else:
+                    oja_update(V, s, q, j, idx, val, nnz, rate * yj)
+                theta[j] += np.float32(homeostasis * left) * yj
             wins[j] += yj
-            theta[j] += np.float32(homeostasis) * yj
             if yj > best_y:
                 best_y = yj
                 best_j = j
@@ -392,13 +414,12 @@ def layer_learn_sample(X, V, s, q, theta, wins, last_win, sample_index, kernel, 
                 last_win[j] = sample_index
         if best_j >= 0:
             last_win[best_j] = sample_index
-        n_active += 1
-    # every threshold decays by h/K per active position; nothing reads θ during the updates, so
-    # the decay is applied once per sample (O(K) instead of O(K) per position)
+    # every threshold decays by h/K per active position (scaled by what plasticity the unit has
+    # left); nothing reads θ during the updates, so the decay is applied once per sample
     if homeostasis > 0.0 and n_active > 0:
         total = decay * np.float32(n_active)
         for j in range(n_ch):
-            theta[j] -= total
+            theta[j] -= np.float32(total * plasticity_left(wins[j], consolidation))
 
 
 @nb.njit(**_JIT)
@@ -416,7 +437,7 @@ def forward_scratch(X, kernel, stride, n_ch, mode, k):
 
 @nb.njit(**_JIT)
 def layer_learn_chunk(X, V, s, q, theta, wins, last_win, sample0, kernel, stride, pool, grid, mode, k,
-                      temperature, min_norm, pool_winner, rule, lr0, lr_halflife, lr_min, homeostasis,
+                      temperature, min_norm, pool_winner, rule, lr0, lr_halflife, lr_min, homeostasis, consolidation,
                       out_maps, feats):
     """Run samples ``X[n]`` through one layer in order: forward (prequential), then learn."""
     pos_active, pos_y, pos_win, pos_nwin, starts, chans, vals, dots, sq_norms, counts = forward_scratch(
@@ -426,8 +447,8 @@ def layer_learn_chunk(X, V, s, q, theta, wins, last_win, sample0, kernel, stride
                              min_norm, pool_winner, out_maps[n], feats[n], pos_active, pos_y, pos_win, pos_nwin,
                              starts, chans, vals, dots, sq_norms, counts, True)
         layer_learn_sample(X[n], V, s, q, theta, wins, last_win, sample0 + n, kernel, stride, rule,
-                           lr0, lr_halflife, lr_min, homeostasis, pos_active, pos_y, pos_win, pos_nwin,
-                           starts, chans, vals)
+                           lr0, lr_halflife, lr_min, homeostasis, consolidation, pos_active, pos_y, pos_win,
+                           pos_nwin, starts, chans, vals)
 
 
 @nb.njit(**_JIT)

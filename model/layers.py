@@ -68,7 +68,7 @@ class CompetitiveLayer:
         kernels.layer_learn_chunk(
             X, self.vectors, self.scales, self.sq_norms, self.thresholds, self.wins, self.last_win, np.int64(sample0),
             *self._geometry(), _RULES[self.config.rule],
-            p.lr0, p.lr_halflife, p.lr_min, p.homeostasis, out, feats)
+            p.lr0, p.lr_halflife, p.lr_min, p.homeostasis, p.consolidation, out, feats)
         return out, feats
 
     def frozen(self, copy: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

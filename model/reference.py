@@ -35,6 +35,12 @@ def compete(score: np.ndarray, mode: str, k: int, temperature: float) -> np.ndar
     return y
 
 
+def plasticity_left(wins: float, consolidation: float) -> float:
+    """Factor on a unit's rate and threshold steps: 1 without consolidation, else falling linearly
+    from 1 to 0 (consolidated: frozen) as its win count reaches ``consolidation``."""
+    return 1.0 if consolidation <= 0 else max(0.0, 1.0 - wins / consolidation)
+
+
 def layer_step(X, W, theta, wins, last_win, sample_index, cfg, emission_shape, learn=True):
     """One sample through one layer; returns (emission, features) and updates the state in place.
 
@@ -75,15 +81,19 @@ def layer_step(X, W, theta, wins, last_win, sample_index, cfg, emission_shape, l
         for x_unit, y in learned:
             update = instar_update_reference if cfg.rule == "instar" else oja_update_reference
             for j in np.flatnonzero(y):
-                rate = max(plast.lr_min, plast.lr0 / (1.0 + wins[j] / plast.lr_halflife))
-                W[:, j] = update(W[:, j], x_unit, np.float32(rate) * y[j])
+                left = plasticity_left(wins[j], plast.consolidation)
+                if left > 0:
+                    rate = max(plast.lr_min, plast.lr0 / (1.0 + wins[j] / plast.lr_halflife)) * left
+                    W[:, j] = update(W[:, j], x_unit, np.float32(rate) * y[j])
+                    theta[j] += np.float32(plast.homeostasis * left) * y[j]
                 wins[j] += y[j]
-                theta[j] += np.float32(plast.homeostasis) * y[j]
                 if y[j] >= 0.5:
                     last_win[j] = sample_index
             last_win[int(np.argmax(y))] = sample_index
         if plast.homeostasis > 0 and learned:  # h/K per active position, applied once per sample
-            theta -= np.float32(plast.homeostasis / n_ch) * np.float32(len(learned))
+            total = np.float32(plast.homeostasis / n_ch) * np.float32(len(learned))
+            for j in range(n_ch):
+                theta[j] -= np.float32(total * plasticity_left(wins[j], plast.consolidation))
     return emission, feats
 
 

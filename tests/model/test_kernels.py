@@ -91,6 +91,31 @@ def test_homeostasis_revives_a_unit_that_never_wins():
     assert run(0.01) > 50  # with it, the unit is recruited and keeps winning
 
 
+@pytest.mark.parametrize("in_channels", [1, 6])
+def test_consolidated_units_stop_changing_and_match_reference(in_channels):
+    """With ``consolidation`` a unit that has won that often keeps its weights and threshold."""
+    rng = np.random.default_rng(6)
+    cfg = LayerConfig(channels=8, kernel=3, pool=2, readout_grid=2,
+                      plasticity={"lr0": 0.2, "lr_halflife": 5.0, "homeostasis": 0.01, "consolidation": 30.0})
+    layer = CompetitiveLayer(cfg, (12, 12, in_channels), np.random.default_rng(5))
+    W = layer.weights.copy()
+    theta, wins, last_win = layer.thresholds.copy(), layer.wins.copy(), layer.last_win.copy()
+    X = _images(rng, 12, c=in_channels)
+    layer.learn(X, sample0=0)
+    for n in range(len(X)):
+        reference.layer_step(X[n], W, theta, wins, last_win, n, cfg, layer.emission_shape)
+    np.testing.assert_allclose(layer.weights, W, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(layer.thresholds, theta, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(layer.wins, wins, rtol=1e-5)
+    np.testing.assert_array_equal(layer.last_win, last_win)
+    assert (layer.wins >= 30.0).all()
+    before, theta_before, wins_before = layer.weights.copy(), layer.thresholds.copy(), layer.wins.copy()
+    layer.learn(_images(rng, 4, c=in_channels), sample0=len(X))
+    np.testing.assert_array_equal(layer.weights, before)
+    np.testing.assert_array_equal(layer.thresholds, theta_before)
+    assert (layer.wins > wins_before).any()           # still competing and counting its wins
+
+
 def test_readout_scores_and_delta_rule_match_reference():
     rng = np.random.default_rng(5)
     F = rng.random((50, 20)).astype(np.float32)
