@@ -134,8 +134,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         ],
         "readout": {"ridge": 3e-5},
     },
+    # the default's first layer alone (same plasticity, consolidation included), same readout rule
     "mnist-shallow": {
-        "layers": [{"channels": 64, "kernel": 5, "pool": 2, "readout_grid": 4}],
+        "layers": [{"channels": 64, "kernel": 5, "pool": 2, "readout_grid": 4, "plasticity": {"consolidation": 10000}}],
     },
 }
 DEFAULT_PRESET = "mnist"
