@@ -8,8 +8,10 @@
    itself, the way independent callers do); with 0 they send back to back (closed loop, saturation).
 
 Latency is measured by the client, from just before the request is sent until its response is read.
-The load generator runs on aiohttp: it needs several times less CPU per request than httpx, and on
-a machine shared with the server the generator's own CPU use inflates the latencies it measures.
+Each predicting client is an ``httpx.AsyncClient`` of its own with one keep-alive connection, as
+independent callers are: one client shared by all, with a pool of 32+ connections, spent most of a
+core scanning its pool on every request, and on a machine shared with the server the generator's
+own CPU use inflates the latencies it measures.
 """
 
 from __future__ import annotations
@@ -82,16 +84,16 @@ async def _ingest(client, model: str, bodies: list[bytes], concurrency: int) -> 
         nonlocal accepted
         while not queue.empty():
             body = queue.get_nowait()
-            async with client.post(f"v1/models/{model}/samples", data=body, headers=_JSON) as r:
-                r.raise_for_status()
-                accepted += (await r.json())["accepted"]
+            r = await client.post(f"v1/models/{model}/samples", content=body, headers=_JSON)
+            r.raise_for_status()
+            accepted += r.json()["accepted"]
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return accepted, time.perf_counter() - started
 
 
-async def _predict_phase(client, learn_client, model: str, inputs: list[bytes], learn_bodies: list[bytes], clients: int,
+async def _predict_phase(clients_of, learn_client, model: str, inputs: list[bytes], learn_bodies: list[bytes], clients: int,
                          seconds: float, rate: float) -> dict:
     latencies: list[float] = []
     errors = 0
@@ -114,11 +116,9 @@ async def _predict_phase(client, learn_client, model: str, inputs: list[bytes], 
             body = inputs[i % len(inputs)]
             i += clients
             sent = time.perf_counter()
-            async with client.post(f"v1/models/{model}/predict", data=body, headers=_JSON) as r:
-                await r.read()
-                ok = r.status == 200
+            r = await clients_of[k].post(f"v1/models/{model}/predict", content=body, headers=_JSON)
             elapsed = time.perf_counter() - sent
-            if ok:
+            if r.status_code == 200:
                 latencies.append(elapsed)
             else:
                 errors += 1
@@ -127,10 +127,10 @@ async def _predict_phase(client, learn_client, model: str, inputs: list[bytes], 
         nonlocal learned
         i = 0
         while time.perf_counter() < stop_at:
-            async with learn_client.post(f"v1/models/{model}/samples", data=learn_bodies[i % len(learn_bodies)],
-                                   headers=_JSON) as r:
-                r.raise_for_status()
-                learned += (await r.json())["accepted"]
+            r = await learn_client.post(f"v1/models/{model}/samples", content=learn_bodies[i % len(learn_bodies)],
+                                        headers=_JSON)
+            r.raise_for_status()
+            learned += r.json()["accepted"]
             i += 1
 
     started = time.perf_counter()
@@ -147,15 +147,15 @@ async def _predict_phase(client, learn_client, model: str, inputs: list[bytes], 
 async def _until_predicting(client, model: str, body: bytes, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
-        async with client.post(f"v1/models/{model}/predict", data=body, headers=_JSON) as r:
-            if r.status == 200 or time.monotonic() > deadline:
-                r.raise_for_status()
-                return
+        r = await client.post(f"v1/models/{model}/predict", content=body, headers=_JSON)
+        if r.status_code == 200 or time.monotonic() > deadline:
+            r.raise_for_status()
+            return
         await asyncio.sleep(0.2)
 
 
 async def run_loadtest(args: argparse.Namespace) -> dict:
-    import aiohttp
+    import httpx
 
     data = load_dataset(args.data)
     X = data["train_images"].reshape(len(data["train_images"]), -1)
@@ -172,36 +172,31 @@ async def run_loadtest(args: argparse.Namespace) -> dict:
 
     headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
 
-    def session(url: str) -> aiohttp.ClientSession:
-        return aiohttp.ClientSession(base_url=url.rstrip("/") + "/", headers=headers,
-                                     connector=aiohttp.TCPConnector(limit=args.clients + args.ingest_concurrency + 4),
-                                     timeout=aiohttp.ClientTimeout(total=120.0))
+    def session(url: str, connections: int) -> httpx.AsyncClient:
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        return httpx.AsyncClient(base_url=url.rstrip("/") + "/", headers=headers, limits=limits,
+                                 timeout=httpx.Timeout(120.0))
 
     async with contextlib.AsyncExitStack() as stack:
-        client = await stack.enter_async_context(session(args.url))
-        learner = await stack.enter_async_context(session(args.learn_url)) if args.learn_url else client
+        predictors = [await stack.enter_async_context(session(args.url, 1)) for _ in range(args.clients)]
+        learner = await stack.enter_async_context(session(args.learn_url or args.url, args.ingest_concurrency + 2))
         created = False
-        async with learner.get(f"v1/models/{args.model}") as r:
-            missing = r.status == 404
-            if not missing:
-                r.raise_for_status()
-                preset = (await r.json())["preset"]
-        if missing:
-            async with learner.post("v1/models", json={"name": args.model, "preset": args.preset}) as r:
-                r.raise_for_status()
-                preset = (await r.json())["preset"]
+        r = await learner.get(f"v1/models/{args.model}")
+        if r.status_code == 404:
+            r = await learner.post("v1/models", json={"name": args.model, "preset": args.preset})
             created = True
+        r.raise_for_status()
+        preset = r.json()["preset"]
         try:
             # warm-up: first calls compile nothing server-side (numba caches), but open connections;
             # a separate predictor answers once the learner has published the model
-            await _until_predicting(client, args.model, predict_bodies[0])
+            await _until_predicting(predictors[0], args.model, predict_bodies[0])
             accepted, ingest_seconds = await _ingest(learner, args.model, ingest_bodies, args.ingest_concurrency)
-            predict = await _predict_phase(client, learner, args.model, predict_bodies, background_bodies,
+            predict = await _predict_phase(predictors, learner, args.model, predict_bodies, background_bodies,
                                            args.clients, args.seconds, args.predict_rate)
         finally:
             if created and not args.keep_model:
-                async with learner.delete(f"v1/models/{args.model}") as r:
-                    pass
+                await learner.delete(f"v1/models/{args.model}")
     return {
         "ingest_samples_per_second": accepted / ingest_seconds,
         "ingest_samples": accepted,

@@ -88,13 +88,18 @@ async def test_log_is_trimmed_only_through_the_oldest_kept_checkpoint(durable_ur
         assert await digest(manager) == reference_digest(275)
 
 
+def _flip_last_byte(blob: bytes) -> bytes:
+    # flipped, not overwritten: a byte that already held the written value would stay intact
+    return blob[:-1] + bytes([blob[-1] ^ 0xFF])
+
+
 async def corrupt(store, name, checkpoint_id):
     if hasattr(store, "_checkpoint_dir"):
         path = store._checkpoint_dir(name) / f"{checkpoint_id}.ckpt"
-        path.write_bytes(path.read_bytes()[:-1] + b"\x00")
+        path.write_bytes(_flip_last_byte(path.read_bytes()))
     else:
         key = store._blob_key(name, checkpoint_id)
-        await store.redis.set(key, (await store.redis.get(key))[:-1] + b"\x00")
+        await store.redis.set(key, _flip_last_byte(await store.redis.get(key)))
 
 
 async def test_checkpoint_of_another_config_is_refused(durable_url, stream):
