@@ -24,13 +24,19 @@ _BLAS_LIMIT_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
-def single_threaded_blas():
-    """Every BLAS/LAPACK call that changes the readout's state runs on exactly one thread:
+def fixed_blas_threads(threads: int):
+    """Every BLAS/LAPACK call that changes the readout's state runs on a fixed number of threads:
     OpenBLAS splits work (and so rounds) differently with another thread count, and a count that
-    depends on what else runs would break bit-exact replay. It also keeps idle OpenBLAS workers
-    from spinning on the cores the layer stages use."""
-    with _BLAS_LIMIT_LOCK, _BLAS.limit(limits=1, user_api="blas"):
+    depends on what else runs, or on the machine's cores, would break bit-exact replay. One thread
+    for the Gram update, which is pipelined with the layers' work; ``_SOLVE_THREADS`` for the solves,
+    which the pipeline waits for. Also keeps idle OpenBLAS workers from spinning on the cores the
+    layer stages use."""
+    with _BLAS_LIMIT_LOCK, _BLAS.limit(limits=threads, user_api="blas"):
         yield
+
+
+# the same on every machine (a constant, not the core count): results depend on it
+_SOLVE_THREADS = 2
 
 # statistics are folded in every _ACCUMULATE labels with one GEMM; the boundaries depend only on
 # the label count, so chunking cannot change the arithmetic
@@ -156,7 +162,7 @@ class StreamingLeastSquares(LinearReadout):
             self.cross *= decay
         # A ← decay·A + FᵀF in place, lower triangle only (half the work of a full product; the
         # Cholesky solve reads only that triangle)
-        with single_threaded_blas():
+        with fixed_blas_threads(1):
             syrk_lower(np.ascontiguousarray(F), self.gram, np.float32(decay))  # without the GIL
             cross = F.T @ targets
         self.cross += cross
@@ -170,7 +176,7 @@ class StreamingLeastSquares(LinearReadout):
         depend only on the state, so a restored model continues identically."""
         diag = np.diag(self.gram).astype(np.float64)
         ridge = self.config.ridge * max(float(diag.mean()), 1e-12)
-        with single_threaded_blas():
+        with fixed_blas_threads(_SOLVE_THREADS):
             if self.labels_seen % self.config.exact_every == 0:
                 system = self.gram.astype(np.float64)
                 system[np.diag_indices_from(system)] += ridge
