@@ -27,3 +27,13 @@ def mnist(data_dir):
     from model.data import load_dataset
 
     return load_dataset(data_dir)
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A private AOF redis-server owned by one test, which may stop, kill -9 and restart it."""
+    from service.redis_process import RedisProcess
+
+    server = RedisProcess(tmp_path / "redis").start()
+    yield server
+    server.kill()

@@ -3,10 +3,14 @@ the service tests' :class:`Server` helper."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 from pathlib import Path
 
 import pytest
+
+from service.manager import ModelManager
+from service.stores import make_store
 
 _SERVICE_CONFTEST = Path(__file__).resolve().parents[1] / "service" / "conftest.py"
 
@@ -37,3 +41,24 @@ def helpers():
     from types import SimpleNamespace
 
     return SimpleNamespace(Server=Server, b64=b64, samples_body=samples_body, WRITE_KEY=WRITE_KEY, READ_KEY=READ_KEY)
+
+
+@contextlib.asynccontextmanager
+async def _running_manager():
+    store = make_store("memory://")
+    await store.open()
+    manager = ModelManager(store)
+    await manager.start()
+    try:
+        await manager.create_model("m", "mnist-shallow")
+        yield manager
+    finally:
+        await manager.close()
+        await store.close()
+
+
+@pytest.fixture
+def running_manager():
+    """``async with running_manager() as manager``: the service layer in-process (memory store),
+    with one ``mnist-shallow`` model named ``m``."""
+    return _running_manager

@@ -75,24 +75,16 @@ def test_samples_per_second_counts_the_recent_window():
     assert activity.samples_per_second(now=20.0) == 0.0
 
 
-def test_the_manager_records_a_learned_request_even_if_its_client_went_away(mnist):
+def test_the_manager_records_a_learned_request_even_if_its_client_went_away(mnist, running_manager):
     """In-process service layer: a learn call cancelled while its batch is learned (the client
     disconnected) is still learned, so it still enters the dashboard's window."""
     import asyncio
-
-    from service.manager import ModelManager
-    from service.stores import make_store
 
     X = mnist["train_images"][:300].reshape(-1, 784)
     y = mnist["train_labels"][:300].astype(np.int64)
 
     async def scenario():
-        store = make_store("memory://")
-        await store.open()
-        manager = ModelManager(store)
-        await manager.start()
-        try:
-            await manager.create_model("m", "mnist-shallow")
+        async with running_manager() as manager:
             first = asyncio.ensure_future(manager.learn("m", X[:200], y[:200].tolist(), [None] * 200))
             second = asyncio.ensure_future(manager.learn("m", X[200:], y[200:].tolist(), [None] * 100))
             await asyncio.sleep(0)           # both are queued for the learner ...
@@ -105,9 +97,6 @@ def test_the_manager_records_a_learned_request_even_if_its_client_went_away(mnis
                     break
                 await asyncio.sleep(0.05)
             return manager.activity("m")
-        finally:
-            await manager.close()
-            await store.close()
 
     activity = asyncio.run(scenario())
     labels, predictions = activity.recent_pairs()

@@ -3,30 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import numpy as np
 
 from service.dashboard import DashboardFeed
-from service.manager import ModelManager
-from service.stores import make_store
 
 
-@contextlib.asynccontextmanager
-async def running_manager():
-    store = make_store("memory://")
-    await store.open()
-    manager = ModelManager(store)
-    await manager.start()
-    try:
-        await manager.create_model("m", "mnist-shallow")
-        yield manager
-    finally:
-        await manager.close()
-        await store.close()
-
-
-def test_pictures_are_cached_per_step_and_redrawn_in_the_background(mnist):
+def test_pictures_are_cached_per_step_and_redrawn_in_the_background(mnist, running_manager):
     X = mnist["train_images"][:120].reshape(-1, 784)
 
     async def scenario():
@@ -49,7 +32,7 @@ def test_pictures_are_cached_per_step_and_redrawn_in_the_background(mnist):
     asyncio.run(scenario())
 
 
-def test_a_view_does_not_wait_for_a_busy_learner(mnist):
+def test_a_view_does_not_wait_for_a_busy_learner(mnist, running_manager):
     X = mnist["train_images"][:2000].reshape(-1, 784)
     y = mnist["train_labels"][:2000].astype(np.int64)
 

@@ -7,7 +7,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from service.redis_process import RedisProcess
 from service.serve_process import ServeProcess
 
 
@@ -24,13 +23,6 @@ class RoleProcess(ServeProcess):
     def wait_live(self, timeout: float = 90.0) -> "RoleProcess":
         self.wait_for("/healthz", timeout)
         return self
-
-
-@pytest.fixture
-def redis_aof(tmp_path):
-    server = RedisProcess(tmp_path / "redis").start()
-    yield server
-    server.kill()
 
 
 @pytest.fixture

@@ -79,13 +79,13 @@ def wait_ready(proc, timeout: float = 60.0) -> dict:
     raise AssertionError(f"{proc.role} not ready: {r.json()}\n{proc.log()}")
 
 
-def test_learner_failover_with_predictor_replicas(redis_aof, roles, mnist):
+def test_learner_failover_with_predictor_replicas(redis_server, roles, mnist):
     X = mnist["train_images"][:N_SAMPLES].reshape(-1, 784)
     y = mnist["train_labels"][:N_SAMPLES]
     reference = Network("mnist-shallow", seed=0)
     reference.learn_many(X, y)
 
-    store = redis_aof.url
+    store = redis_server.url
     learner_a = roles.start("learner", store)
     learner_b = roles.start("learner", store)
     predictors = [roles.start("predictor", store), roles.start("predictor", store)]

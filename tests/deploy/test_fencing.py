@@ -21,9 +21,9 @@ from service.stores.base import Fenced, ModelRecord
 from service.stores.redis_store import RedisStore
 
 
-def test_a_deposed_learner_cannot_append_checkpoint_or_publish(redis_aof):
+def test_a_deposed_learner_cannot_append_checkpoint_or_publish(redis_server):
     async def scenario() -> None:
-        url = f"{redis_aof.url}?prefix=fence"
+        url = f"{redis_server.url}?prefix=fence"
         old, new = RedisStore(url), RedisStore(url)
         await old.open()
         await new.open()
@@ -79,11 +79,11 @@ def _leading(proc) -> list[str]:
     return r.json()["leading"] if r.status_code == 200 else []
 
 
-def test_a_paused_learner_is_deposed_and_its_writes_are_refused(redis_aof, roles, mnist):
+def test_a_paused_learner_is_deposed_and_its_writes_are_refused(redis_server, roles, mnist):
     X = mnist["train_images"][:450].reshape(-1, 784)
     y = mnist["train_labels"][:450]
-    learner_a = roles.start("learner", redis_aof.url).wait_live()
-    learner_b = roles.start("learner", redis_aof.url).wait_live()
+    learner_a = roles.start("learner", redis_server.url).wait_live()
+    learner_b = roles.start("learner", redis_server.url).wait_live()
     r = httpx.post(learner_a.url + "/v1/models", json={"name": "m", "preset": "mnist-shallow"}, timeout=60)
     assert r.status_code == 201, r.text
     assert httpx.post(learner_a.url + "/v1/models/m/samples", json=_batch(X, y, 0, 200), timeout=60).status_code == 200

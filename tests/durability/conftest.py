@@ -25,14 +25,6 @@ def shared_redis(tmp_path_factory):
         yield server
 
 
-@pytest.fixture
-def redis_server(tmp_path):
-    """A redis-server owned by one test, which may stop, kill -9 and restart it."""
-    server = RedisProcess(tmp_path / "redis").start()
-    yield server
-    server.kill()
-
-
 def store_url(backend: str, tmp_path, redis: RedisProcess) -> str:
     if backend == "file":
         return f"file://{tmp_path / 'store'}"

@@ -13,6 +13,7 @@ import uvicorn
 from model import Network
 from service.app import create_app
 from service.events import EventKind, LearnEvent, encode_event
+from service.redis_process import free_port
 from service.settings import Settings
 from service.stores.base import ModelRecord
 from service.stores.memory import MemoryStore
@@ -45,20 +46,13 @@ def _serve(app, port):
     raise RuntimeError("server did not start")
 
 
-def _free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_readiness_follows_recovery(digits):
     X, y = digits
     store = GatedStore()
     asyncio.run(store.save_model(ModelRecord("restored", "mnist-shallow", {}, 3)))
     event = LearnEvent(EventKind.LEARN, [f"r{i}" for i in range(30)], X[:30], y[:30].tolist())
     asyncio.run(store.append("restored", encode_event(event)))
-    port = _free_port()
+    port = free_port()
     server, thread = _serve(create_app(Settings(access_log=False), store=store), port)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -91,7 +85,7 @@ def test_graceful_shutdown_drains_the_queue(tools, digits, tmp_path):
     """Stopping while writes are queued: each is learned and answered before the process ends."""
     X, y = digits
     store = MemoryStore()
-    port = _free_port()
+    port = free_port()
     app = create_app(Settings(access_log=False), store=store)
     server, thread = _serve(app, port)
     url = f"http://127.0.0.1:{port}"
