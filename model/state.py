@@ -4,7 +4,6 @@ and a binary encoding of it (used by checkpoints) with a checksum."""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import struct
 from typing import Any
@@ -16,6 +15,7 @@ from model.config import NetworkConfig
 STATE_FORMAT = "hebb-network"
 STATE_VERSION = 2  # 2: packed Gram triangle, serving states
 _MAGIC = b"HEBBSTAT"
+_DIGEST_SIZE = hashlib.sha256().digest_size
 
 
 class StateError(ValueError):
@@ -57,36 +57,65 @@ def digest_state(counters: dict, arrays: dict[str, np.ndarray]) -> str:
     for name in sorted(arrays):
         a = np.ascontiguousarray(arrays[name])
         h.update(f"{name}|{a.dtype.str}|{a.shape}".encode())
-        h.update(a.tobytes())
+        h.update(_bytes_view(a))  # hashed in place: no copy, and hashlib releases the GIL
     return h.hexdigest()
 
 
 def encode_state(state: dict) -> bytes:
     """Binary form: magic, header length, JSON header, raw arrays, sha256 of all that precedes it."""
-    arrays = state["arrays"]
+    return encode_state_buffer(state).tobytes()
+
+
+def encode_state_buffer(state: dict) -> np.ndarray:
+    """:func:`encode_state` as a ``uint8`` array, built without holding the GIL (``bytes`` of it
+    would be one more copy that holds it: pass this to what accepts any buffer)."""
+    arrays = {name: np.ascontiguousarray(a) for name, a in state["arrays"].items()}
     meta = {k: v for k, v in state.items() if k != "arrays"}
     layout = []
-    body = io.BytesIO()
+    offset = 0
     for name in sorted(arrays):
-        a = np.ascontiguousarray(arrays[name])
-        layout.append({"name": name, "dtype": a.dtype.str, "shape": list(a.shape), "offset": body.tell(), "nbytes": a.nbytes})
-        body.write(a.tobytes())
+        a = arrays[name]
+        layout.append({"name": name, "dtype": a.dtype.str, "shape": list(a.shape), "offset": offset, "nbytes": a.nbytes})
+        offset += a.nbytes
     header = json.dumps({"meta": meta, "arrays": layout}, sort_keys=True).encode()
-    blob = _MAGIC + struct.pack("<Q", len(header)) + header + body.getvalue()
-    return blob + hashlib.sha256(blob).digest()
+    blob = join_buffers([_MAGIC + struct.pack("<Q", len(header)) + header, *(arrays[name] for name in sorted(arrays)),
+                         bytes(_DIGEST_SIZE)])  # the last bytes: the checksum's place, filled in below
+    blob[-_DIGEST_SIZE:] = np.frombuffer(hashlib.sha256(blob[:-_DIGEST_SIZE]).digest(), np.uint8)
+    return blob
+
+
+def _bytes_view(data) -> memoryview:
+    """The raw bytes of a bytes-like object or a contiguous array, without copying them."""
+    return memoryview(np.ascontiguousarray(data) if isinstance(data, np.ndarray) else data).cast("B")
+
+
+def join_buffers(parts: list) -> np.ndarray:
+    """Concatenate bytes-like objects and arrays (their raw bytes) into one new ``uint8`` array.
+
+    A checkpoint is tens of MB: joined with ``+``/``BytesIO``/``tobytes`` its copies held the GIL
+    for tens of ms each and stalled every request the service was answering meanwhile; numpy's
+    copies release it. Call ``.tobytes()`` on the result for ``bytes`` (one more copy)."""
+    views = [np.frombuffer(_bytes_view(part), np.uint8) for part in parts]
+    out = np.empty(sum(v.size for v in views), np.uint8)
+    offset = 0
+    for view in views:
+        out[offset:offset + view.size] = view
+        offset += view.size
+    return out
 
 
 def decode_state(blob: bytes) -> dict:
     """Inverse of :func:`encode_state`; raises :class:`StateError` on any corruption."""
-    if len(blob) < len(_MAGIC) + 8 + 32 or not blob.startswith(_MAGIC):
+    view = memoryview(blob).cast("B")  # sliced without copies, hashed without the GIL (see join_buffers)
+    if len(view) < len(_MAGIC) + 8 + _DIGEST_SIZE or bytes(view[:len(_MAGIC)]) != _MAGIC:
         raise StateError("not a Hebb state blob")
-    payload, checksum = blob[:-32], blob[-32:]
+    payload, checksum = view[:-_DIGEST_SIZE], bytes(view[-_DIGEST_SIZE:])
     if hashlib.sha256(payload).digest() != checksum:
         raise StateError("state blob checksum mismatch (corrupt)")
     (header_len,) = struct.unpack("<Q", payload[len(_MAGIC):len(_MAGIC) + 8])
     start = len(_MAGIC) + 8
-    header = json.loads(payload[start:start + header_len])
-    body = memoryview(payload)[start + header_len:]
+    header = json.loads(bytes(payload[start:start + header_len]))
+    body = payload[start + header_len:]
     arrays = {}
     for item in header["arrays"]:
         raw = body[item["offset"]:item["offset"] + item["nbytes"]]

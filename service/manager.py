@@ -20,7 +20,8 @@ from typing import Any, Awaitable, Callable, Sequence
 import numpy as np
 from pydantic import ValidationError
 
-from model import PRESETS, Network, StateError, encode_state, make_config
+from model import PRESETS, Network, StateError, make_config
+from model.state import encode_state_buffer
 from service.activity import RecentActivity
 from service.batching import PredictBatcher
 from service.errors import (FeedbackConflict, InvalidInput, ModelExists, ModelNotFound, NotReady,
@@ -412,7 +413,7 @@ class ModelManager:
         state, seen, last_log_id, step = await self.on_learner(name, capture)
 
         def encode() -> bytes:
-            return encode_checkpoint(CheckpointPayload(encode_state(state), seen, last_log_id))
+            return encode_checkpoint(CheckpointPayload(encode_state_buffer(state), seen, last_log_id))
 
         return CheckpointExport(await asyncio.to_thread(encode), step, last_log_id, model.config_digest)
 

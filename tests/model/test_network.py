@@ -87,6 +87,27 @@ def test_state_dict_is_a_copy(stream):
     assert Network.from_state(state).state_digest() != net.state_digest()
 
 
+def test_state_encoding_is_the_documented_layout(stream):
+    """Magic, header length, JSON header, the arrays' raw bytes in name order, sha256 of all that:
+    written by hand here, so a faster encoder cannot change the format checkpoints are stored in."""
+    import hashlib
+    import json
+    import struct
+
+    X, y = stream
+    net = Network(SMALL, seed=2)
+    net.learn_many(X[:40], y[:40])
+    state = net.state_dict()
+    blob = encode_state(state)
+    start = 8 + 8
+    (header_len,) = struct.unpack("<Q", blob[8:start])
+    header = json.loads(blob[start:start + header_len])
+    body = b"".join(np.ascontiguousarray(state["arrays"][item["name"]]).tobytes() for item in header["arrays"])
+    payload = b"HEBBSTAT" + struct.pack("<Q", header_len) + blob[start:start + header_len] + body
+    assert [item["name"] for item in header["arrays"]] == sorted(state["arrays"])
+    assert blob == payload + hashlib.sha256(payload).digest()
+
+
 def test_corrupt_or_incompatible_state_is_refused():
     net = Network(SMALL, seed=0)
     blob = bytearray(encode_state(net.state_dict()))
