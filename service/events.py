@@ -129,13 +129,20 @@ class CheckpointPayload:
 
 
 def encode_checkpoint(payload: CheckpointPayload) -> bytes:
+    """Magic, version, JSON head (seen ids, log position), the network state, CRC32 of it all."""
+    return encode_checkpoint_buffer(payload).tobytes()
+
+
+def encode_checkpoint_buffer(payload: CheckpointPayload) -> memoryview:
+    """:func:`encode_checkpoint` as a read-only buffer, built without holding the GIL: the network
+    state is tens of MB, joined by numpy and checksummed by zlib (``bytes`` of it is one more copy
+    that holds the GIL; the stores take the buffer as it is)."""
     head = json.dumps({"seen_ids": payload.seen_ids, "last_log_id": payload.last_log_id, "extra": payload.extra},
                       separators=(",", ":")).encode()
-    # joined by numpy and checksummed by zlib, both without the GIL: the network state is tens of MB
     blob = join_buffers([_CKPT_HEAD.pack(CHECKPOINT_MAGIC, CHECKPOINT_VERSION, len(head)) + head, payload.network_state,
                          bytes(_CRC.size)])  # the last bytes: the checksum's place, filled in below
     blob[-_CRC.size:] = np.frombuffer(_CRC.pack(zlib.crc32(blob[:-_CRC.size])), np.uint8)
-    return blob.tobytes()
+    return memoryview(blob).toreadonly()
 
 
 def decode_checkpoint(blob: bytes) -> CheckpointPayload:

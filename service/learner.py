@@ -100,7 +100,7 @@ class Learner:
     # ----------------------------------------------------------------- learner thread
     def _run(self) -> None:
         if self.nice:
-            _lower_priority(self.nice)
+            lower_thread_priority(self.nice)
         carry = None
         while True:
             job = carry if carry is not None else self._queue.get()
@@ -174,9 +174,11 @@ def _resolve(future: Future, result: Any = None, exception: BaseException | None
         pass
 
 
-def _lower_priority(nice: int) -> None:
-    """Raise the calling thread's nice value (Linux schedules threads individually)."""
+def lower_thread_priority(nice: int) -> None:
+    """Raise the calling thread's nice value by ``nice`` (Linux schedules threads individually)."""
+    if not nice:
+        return
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), min(19, os.getpriority(os.PRIO_PROCESS, 0) + nice))
     except (OSError, AttributeError) as exc:  # not Linux / not permitted: keep the default priority
-        log.warning("could not lower the learner's priority", extra={"error": str(exc)})
+        log.warning("could not lower a background thread's priority", extra={"error": str(exc)})

@@ -14,6 +14,7 @@ import logging
 import re
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Sequence
 
@@ -26,10 +27,10 @@ from service.activity import RecentActivity
 from service.batching import PredictBatcher
 from service.errors import (FeedbackConflict, InvalidInput, ModelExists, ModelNotFound, NotReady,
                             PredictionNotFound)
-from service.events import (CheckpointPayload, EventKind, LearnEvent, decode_event, encode_checkpoint, encode_event,
-                            feedback_sample_id)
+from service.events import (CheckpointPayload, EventKind, LearnEvent, decode_event, encode_checkpoint_buffer,
+                            encode_event, feedback_sample_id)
 from service.inputs import check_label
-from service.learner import CallJob, Learner, LearnJob, LearnResult
+from service.learner import CallJob, Learner, LearnJob, LearnResult, lower_thread_priority
 from service.retention import PredictionStore, SeenIds, StoredPrediction
 from service.stores.base import CheckpointMeta, ModelRecord, Store, StoreError
 
@@ -109,7 +110,7 @@ class PredictOutcome:
 @dataclass
 class CheckpointExport:
     """A consistent capture of one model, made on its learner thread between batches."""
-    blob: bytes
+    blob: bytes | memoryview
     step: int
     last_log_id: str | None
     config_digest: str
@@ -132,6 +133,10 @@ class ModelManager:
         self.seen_ids_window = seen_ids_window
         self.coalesce_samples = coalesce_samples
         self.learner_nice = learner_nice
+        # checkpoints are encoded (tens of MB copied and hashed) on one thread at the learners'
+        # priority: that CPU work yields to request handling like learning does
+        self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hebb-checkpoint",
+                                           initializer=lower_thread_priority, initargs=(learner_nice,))
         if recover is None or checkpointer is None:
             # recovery and checkpoint policy live in service.durability (imported here: it imports us)
             from service.durability import Durability
@@ -412,10 +417,11 @@ class ModelManager:
 
         state, seen, last_log_id, step = await self.on_learner(name, capture)
 
-        def encode() -> bytes:
-            return encode_checkpoint(CheckpointPayload(encode_state_buffer(state), seen, last_log_id))
+        def encode() -> memoryview:
+            return encode_checkpoint_buffer(CheckpointPayload(encode_state_buffer(state), seen, last_log_id))
 
-        return CheckpointExport(await asyncio.to_thread(encode), step, last_log_id, model.config_digest)
+        blob = await asyncio.get_running_loop().run_in_executor(self._encoder, encode)
+        return CheckpointExport(blob, step, last_log_id, model.config_digest)
 
     async def checkpoint(self, name: str) -> CheckpointMeta:
         """Save a checkpoint of ``name`` to the store."""

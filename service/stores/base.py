@@ -61,6 +61,14 @@ def checksum(blob: bytes) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
+def stored_blob(blob: bytes | memoryview) -> bytes | memoryview:
+    """A checkpoint blob to keep: bytes and read-only buffers as they are (a checkpoint's buffer
+    is tens of MB; copying it would hold the GIL and stall requests), anything else copied."""
+    if isinstance(blob, bytes) or (isinstance(blob, memoryview) and blob.readonly):
+        return blob
+    return bytes(blob)
+
+
 @dataclass(frozen=True)
 class ModelRecord:
     """What re-creates a model: its name, preset, config overrides and seed."""

@@ -35,7 +35,8 @@ from typing import AsyncIterator, Iterator
 from urllib.parse import quote, unquote, urlsplit
 
 from service.stores.base import (CHECKPOINTS_KEPT, CheckpointMeta, CheckpointNotFound, CorruptCheckpoint,
-                                 ModelRecord, Store, StoreError, checksum, log_id_key)
+                                 ModelRecord, Store, StoreError, checksum, log_id_key,
+                                 stored_blob)
 
 log = logging.getLogger("hebb.store.file")
 
@@ -379,7 +380,7 @@ class FileStore(Store):
 
     async def save_checkpoint(self, name: str, blob: bytes, *, step: int, last_log_id: str | None,
                               config_digest: str) -> CheckpointMeta:
-        blob = bytes(blob)
+        blob = stored_blob(blob)
 
         def write() -> CheckpointMeta:
             if not (self._model_dir(name) / "record.json").exists():

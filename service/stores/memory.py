@@ -10,7 +10,7 @@ from collections import OrderedDict
 from typing import AsyncIterator
 
 from service.stores.base import (CHECKPOINTS_KEPT, CheckpointMeta, CheckpointNotFound, CorruptCheckpoint,
-                                 ModelRecord, Store, checksum, log_id_key)
+                                 ModelRecord, Store, checksum, log_id_key, stored_blob)
 
 
 class MemoryStore(Store):
@@ -72,10 +72,10 @@ class MemoryStore(Store):
     # ----------------------------------------------------------------- checkpoints
     async def save_checkpoint(self, name: str, blob: bytes, *, step: int, last_log_id: str | None,
                               config_digest: str) -> CheckpointMeta:
-        blob = bytes(blob)
+        blob = stored_blob(blob)
+        digest = await asyncio.to_thread(checksum, blob)  # tens of MB: not on the event loop
         meta = CheckpointMeta(id=f"{next(self._checkpoint_seq):010d}", step=int(step), last_log_id=last_log_id,
-                              config_digest=config_digest, created_at=time.time(), size=len(blob),
-                              checksum=checksum(blob))
+                              config_digest=config_digest, created_at=time.time(), size=len(blob), checksum=digest)
         kept = self._checkpoints.setdefault(name, [])
         kept.insert(0, (meta, blob))
         del kept[CHECKPOINTS_KEPT:]

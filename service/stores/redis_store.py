@@ -25,6 +25,7 @@ event twice. A failed command raises :class:`StoreError`; the service answers 50
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -37,7 +38,8 @@ from redis.exceptions import RedisError, WatchError
 from redis.retry import Retry
 
 from service.stores.base import (CHECKPOINTS_KEPT, CheckpointMeta, CheckpointNotFound, CorruptCheckpoint,
-                                 Fenced, ModelRecord, Store, StoreError, checksum, log_id_key)
+                                 Fenced, ModelRecord, Store, StoreError, checksum, log_id_key,
+                                 stored_blob)
 
 log = logging.getLogger("hebb.store.redis")
 
@@ -202,7 +204,8 @@ class RedisStore(Store):
     # ----------------------------------------------------------------- checkpoints
     async def save_checkpoint(self, name: str, blob: bytes, *, step: int, last_log_id: str | None,
                               config_digest: str) -> CheckpointMeta:
-        blob = bytes(blob)
+        blob = stored_blob(blob)
+        digest = await asyncio.to_thread(checksum, blob)  # tens of MB: not on the event loop
 
         async def run() -> CheckpointMeta:
             if not await self.redis.hexists(self._models_key, name):
@@ -210,7 +213,7 @@ class RedisStore(Store):
             number = await self.redis.incr(self._k("ckpt-seq", name))
             meta = CheckpointMeta(id=f"{number:010d}", step=int(step), last_log_id=last_log_id,
                                   config_digest=config_digest, created_at=time.time(), size=len(blob),
-                                  checksum=checksum(blob))
+                                  checksum=digest)
             async with self.redis.pipeline(transaction=True) as pipe:
                 while True:
                     try:
