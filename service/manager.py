@@ -186,6 +186,7 @@ class ModelManager:
         for model in self.models.values():
             model.status = ModelStatus.STOPPING
         await asyncio.gather(*(asyncio.to_thread(m.learner.stop) for m in self.models.values() if m.learner))
+        self._encoder.shutdown(wait=False)
 
     # ----------------------------------------------------------------- registry
     def _register(self, record: ModelRecord, status: ModelStatus) -> ManagedModel:
