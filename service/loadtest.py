@@ -8,6 +8,11 @@
    itself, the way independent callers do); with 0 they send back to back (closed loop, saturation).
 
 Latency is measured by the client, from just before the request is sent until its response is read.
+The server's own view is reported too (``server_predict_p50_ms``/``server_predict_p99_ms``): what
+the phase's predict requests added to the service's request-duration histogram (``/metrics``),
+quantiles interpolated within buckets as Prometheus' ``histogram_quantile`` does. The difference
+is time spent outside the server's request handling: in the network stack and in the load
+generator itself, which on a shared machine competes with the server for the cores.
 Each predicting client is an ``httpx.AsyncClient`` of its own with one keep-alive connection, as
 independent callers are: one client shared by all, with a pool of 32+ connections, spent most of a
 core scanning its pool on every request, and on a machine shared with the server the generator's
@@ -21,6 +26,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import math
 import platform
 import sys
 import time
@@ -144,6 +150,66 @@ async def _predict_phase(clients_of, learn_client, model: str, inputs: list[byte
             "learn_samples_per_second_during_predict": learned / elapsed}
 
 
+_PREDICT_ROUTE = "/v1/models/{name}/predict"
+
+
+def predict_histogram(metrics_text: str) -> dict[float, float]:
+    """Cumulative bucket counts (upper bound → count) of the server's latency histogram of
+    successful ``/v1`` predict requests, from a ``/metrics`` scrape."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    buckets: dict[float, float] = {}
+    for family in text_string_to_metric_families(metrics_text):
+        if family.name != "hebb_request_duration_seconds":
+            continue
+        for sample in family.samples:
+            labels = sample.labels
+            if sample.name.endswith("_bucket") and labels.get("route") == _PREDICT_ROUTE and labels.get("status") == "200":
+                bound = float(labels["le"])
+                buckets[bound] = buckets.get(bound, 0.0) + sample.value
+    return buckets
+
+
+def histogram_quantile(q: float, before: dict[float, float], after: dict[float, float]) -> float | None:
+    """The ``q`` quantile of what a cumulative histogram gained between two scrapes, linear within
+    the bucket that holds it (Prometheus' ``histogram_quantile``); None without observations.
+
+    >>> histogram_quantile(0.5, {}, {0.01: 50.0, 0.02: 100.0, math.inf: 100.0})
+    0.01
+    >>> histogram_quantile(0.99, {0.01: 50.0, 0.02: 50.0, math.inf: 50.0}, {0.01: 50.0, 0.02: 150.0, math.inf: 150.0})
+    0.0199
+    """
+    bounds = sorted(after)
+    gained = [after[b] - before.get(b, 0.0) for b in bounds]
+    if not gained or gained[-1] <= 0:
+        return None
+    rank = q * gained[-1]
+    lower, below = 0.0, 0.0
+    for bound, count in zip(bounds, gained):
+        if count >= rank:
+            if math.isinf(bound):  # beyond the last finite bucket: its bound is all that is known
+                return lower
+            return lower + (bound - lower) * ((rank - below) / (count - below) if count > below else 1.0)
+        lower, below = bound, count
+    return lower
+
+
+def _server_quantiles(before: dict | None, after: dict | None) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    for q in (50, 99):
+        value = None if before is None or after is None else histogram_quantile(q / 100, before, after)
+        out[f"server_predict_p{q}_ms"] = None if value is None else round(value * 1e3, 2)
+    return out
+
+
+async def _server_histogram(client) -> dict[float, float] | None:
+    try:
+        r = await client.get("metrics")
+    except Exception:  # noqa: BLE001 — the server's view is optional; the client's is the measurement
+        return None
+    return predict_histogram(r.text) if r.status_code == 200 else None
+
+
 async def _until_predicting(client, model: str, body: bytes, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -192,8 +258,10 @@ async def run_loadtest(args: argparse.Namespace) -> dict:
             # a separate predictor answers once the learner has published the model
             await _until_predicting(predictors[0], args.model, predict_bodies[0])
             accepted, ingest_seconds = await _ingest(learner, args.model, ingest_bodies, args.ingest_concurrency)
+            server_before = await _server_histogram(predictors[0])
             predict = await _predict_phase(predictors, learner, args.model, predict_bodies, background_bodies,
                                            args.clients, args.seconds, args.predict_rate)
+            server_after = await _server_histogram(predictors[0])
         finally:
             if created and not args.keep_model:
                 await learner.delete(f"v1/models/{args.model}")
@@ -202,6 +270,7 @@ async def run_loadtest(args: argparse.Namespace) -> dict:
         "ingest_samples": accepted,
         "ingest_seconds": ingest_seconds,
         **predict,
+        **_server_quantiles(server_before, server_after),
         "config": {"url": args.url, "learn_url": args.learn_url or args.url, "preset": preset, "batch": args.batch,
                    "ingest_concurrency": args.ingest_concurrency, "clients": args.clients,
                    "seconds": args.seconds, "predict_rate": args.predict_rate,

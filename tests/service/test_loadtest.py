@@ -20,6 +20,8 @@ def test_loadtest_reports_every_figure(server, client, data_dir, tmp_path):
     assert results["ingest_samples"] == 512 and results["ingest_samples_per_second"] > 0
     assert results["predict_requests"] > 0 and results["predict_errors"] == 0
     assert 0 < results["predict_p50_ms"] <= results["predict_p99_ms"]
+    # the server's own view of the same requests, from its /metrics histogram
+    assert 0 < results["server_predict_p50_ms"] <= results["server_predict_p99_ms"]
     assert results["predict_requests_per_second"] > 0
     assert results["learn_samples_per_second_during_predict"] > 0
     # the model it created was removed again
