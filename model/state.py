@@ -71,17 +71,16 @@ def encode_state_buffer(state: dict) -> np.ndarray:
     would be one more copy that holds it: pass this to what accepts any buffer)."""
     arrays = {name: np.ascontiguousarray(a) for name, a in state["arrays"].items()}
     meta = {k: v for k, v in state.items() if k != "arrays"}
+    names = sorted(arrays)
     layout = []
     offset = 0
-    for name in sorted(arrays):
+    for name in names:
         a = arrays[name]
         layout.append({"name": name, "dtype": a.dtype.str, "shape": list(a.shape), "offset": offset, "nbytes": a.nbytes})
         offset += a.nbytes
     header = json.dumps({"meta": meta, "arrays": layout}, sort_keys=True).encode()
-    blob = join_buffers([_MAGIC + struct.pack("<Q", len(header)) + header, *(arrays[name] for name in sorted(arrays)),
-                         bytes(_DIGEST_SIZE)])  # the last bytes: the checksum's place, filled in below
-    blob[-_DIGEST_SIZE:] = np.frombuffer(hashlib.sha256(blob[:-_DIGEST_SIZE]).digest(), np.uint8)
-    return blob
+    return join_with_checksum([_MAGIC + struct.pack("<Q", len(header)) + header, *(arrays[name] for name in names)],
+                              lambda payload: hashlib.sha256(payload).digest())
 
 
 def _bytes_view(data) -> memoryview:
@@ -102,6 +101,16 @@ def join_buffers(parts: list) -> np.ndarray:
         out[offset:offset + view.size] = view
         offset += view.size
     return out
+
+
+def join_with_checksum(parts: list, checksum) -> np.ndarray:
+    """:func:`join_buffers` of ``parts`` followed by ``checksum(joined bytes)`` (a function returning
+    ``bytes`` of a fixed length, e.g. a sha256 digest), in the same buffer: appending it afterwards
+    would copy everything once more."""
+    size = len(checksum(b""))
+    blob = join_buffers([*parts, bytes(size)])  # the last bytes: the checksum's place
+    blob[-size:] = np.frombuffer(checksum(blob[:-size]), np.uint8)
+    return blob
 
 
 def decode_state(blob: bytes) -> dict:

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from model.state import join_buffers
+from model.state import join_with_checksum
 
 EVENT_MAGIC = b"HEBE"
 EVENT_VERSION = 1
@@ -139,9 +139,8 @@ def encode_checkpoint_buffer(payload: CheckpointPayload) -> memoryview:
     that holds the GIL; the stores take the buffer as it is)."""
     head = json.dumps({"seen_ids": payload.seen_ids, "last_log_id": payload.last_log_id, "extra": payload.extra},
                       separators=(",", ":")).encode()
-    blob = join_buffers([_CKPT_HEAD.pack(CHECKPOINT_MAGIC, CHECKPOINT_VERSION, len(head)) + head, payload.network_state,
-                         bytes(_CRC.size)])  # the last bytes: the checksum's place, filled in below
-    blob[-_CRC.size:] = np.frombuffer(_CRC.pack(zlib.crc32(blob[:-_CRC.size])), np.uint8)
+    blob = join_with_checksum([_CKPT_HEAD.pack(CHECKPOINT_MAGIC, CHECKPOINT_VERSION, len(head)) + head,
+                               payload.network_state], lambda body: _CRC.pack(zlib.crc32(body)))
     return memoryview(blob).toreadonly()
 
 
