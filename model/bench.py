@@ -14,6 +14,7 @@ from model.blas import warm_up as warm_up_blas
 from model.config import DEFAULT_PRESET, PRESETS, make_config
 from model.data import load_dataset
 from model.network import Network
+from model.portable_blas import openblas_kernels
 
 _REPORT_EVERY = 1000
 
@@ -106,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
                                         args.seed, args.download, not args.no_progress, args.plots)
     print(json.dumps(result, indent=2))
     print(f"numba compile/cache-load time (excluded from throughput): {compile_seconds:.2f} s")
+    print(f"OpenBLAS kernels (the state digest depends on them): {', '.join(openblas_kernels())}")
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(result, indent=2) + "\n")
     return 0

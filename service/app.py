@@ -11,6 +11,7 @@ from typing import AsyncIterator
 from fastapi import FastAPI
 
 from model.blas import warm_up as warm_up_blas
+from model.portable_blas import openblas_kernels
 from service import __version__
 from service.api import dashboard, health, models, oip
 from service.api.errors import install_error_handlers
@@ -51,7 +52,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         app.state.durability = durability
         recovery = asyncio.create_task(durability.recover_then_schedule(manager), name="hebb-recovery")
         log.info("service starting", extra={"store": store.url, "role": settings.role, "auth": bool(api_keys),
-                                            "version": __version__})
+                                            "version": __version__, "openblas_kernels": openblas_kernels()})
         try:
             yield
         finally:

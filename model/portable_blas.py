@@ -1,0 +1,59 @@
+"""One OpenBLAS kernel family on every x86-64 host, so that a replayed stream gives the same state.
+
+OpenBLAS chooses its kernels by CPU when it is loaded (Haswell kernels on AVX2 CPUs, SkylakeX on
+AVX-512 ones, …), and the families add in different orders. The readout's Gram updates and solves
+run on OpenBLAS, so the learned state differed in its last bits between hosts: the same seeded
+stream gave another ``state_digest`` on an AVX-512 host than on an AVX2 host, and here another one
+under ``OPENBLAS_CORETYPE=SandyBridge`` than under the automatic choice. A service that replays its
+log on another node, or compares a replica's digest with the learner's, needs them to agree.
+
+:func:`pin_openblas_kernels` selects the Haswell family (AVX2 + FMA: every x86-64 server CPU since
+2013, Intel and AMD) through ``OPENBLAS_CORETYPE``. OpenBLAS reads it once, when numpy or scipy
+first loads it, so ``model`` and ``service`` call this before anything imports numpy; a program
+that imports numpy first must set ``OPENBLAS_CORETYPE=Haswell`` itself. A value already in the
+environment is left alone (set another family there to opt out). On other CPUs nothing is pinned.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+PORTABLE_CORETYPE = "Haswell"
+_REQUIRED_FLAGS = ("avx2", "fma")
+
+
+def _cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set[str]:
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def pin_openblas_kernels(environ=os.environ, cpuinfo: str = "/proc/cpuinfo", modules=sys.modules) -> str | None:
+    """Select the portable kernel family if OpenBLAS is not loaded yet; return the family that
+    ``OPENBLAS_CORETYPE`` now names (the user's own value wins), or ``None`` if nothing is pinned.
+
+    >>> pin_openblas_kernels({"OPENBLAS_CORETYPE": "Zen"})
+    'Zen'
+    """
+    if environ.get("OPENBLAS_CORETYPE"):
+        return environ["OPENBLAS_CORETYPE"]
+    if "numpy" in modules or platform.machine().lower() not in ("x86_64", "amd64"):
+        return None  # too late (OpenBLAS chose at load), or not an x86-64 build
+    if not set(_REQUIRED_FLAGS) <= _cpu_flags(cpuinfo):
+        return None  # an older CPU cannot run these kernels: keep the automatic choice
+    environ["OPENBLAS_CORETYPE"] = PORTABLE_CORETYPE
+    return PORTABLE_CORETYPE
+
+
+def openblas_kernels() -> list[str]:
+    """The kernel families of the OpenBLAS libraries this process loaded (numpy's and scipy's)."""
+    from threadpoolctl import threadpool_info
+
+    return sorted({str(info.get("architecture")) for info in threadpool_info() if info.get("internal_api") == "openblas"})
