@@ -95,6 +95,6 @@ def test_pictures_are_pngs_of_the_expected_size(trained):
     filters = matplotlib.image.imread(io.BytesIO(layer_filters_png(net)))
     assert filters.shape[:2] == ((8 * 6 - 1) * 4, (8 * 6 - 1) * 4)     # 8x8 tiles of 5x5, 1px gaps, x4
     units = matplotlib.image.imread(io.BytesIO(unit_preferred_inputs_png(net, X)))
-    assert net.layers[-1].config.channels == 768                          # the mnist preset's top layer
-    assert units.shape[:2] == ((28 * 21 - 1) * 3, (28 * 21 - 1) * 3)   # 768 units: 28x28 tiles of 20x20, x3
+    assert net.layers[-1].config.channels == 512                          # the mnist preset's top layer
+    assert units.shape[:2] == ((23 * 21 - 1) * 3, (23 * 21 - 1) * 3)   # 512 units: 23x23 tiles of 20x20, x3
     assert patch_grid(np.ones((3, 2, 2, 1)), zoom=1).shape == (5, 5)
