@@ -38,6 +38,17 @@ class PredictionStore:
     """
 
     _INITIAL_ROWS = 1024
+    # the ring buffers: attribute -> (dtype, value of an empty row, row width: None for one value,
+    # else which of _allocate's sizes)
+    _COLUMNS = {
+        "_pixels": (np.uint8, 0, "size"),
+        "_probas": (np.float32, 0, "classes"),
+        "_labels": (np.int64, 0, None),
+        "_steps": (np.int64, 0, None),
+        "_created": (np.float64, 0, None),
+        "_feedback_label": (np.int64, -1, None),
+        "_feedback_step": (np.int64, -1, None),
+    }
 
     def __init__(self, capacity: int, ttl: float, clock=time.time):
         self.capacity = capacity
@@ -46,24 +57,17 @@ class PredictionStore:
         self._slot_of: dict[str, int] = {}
         self._ids: list[str | None] = []
         self._added = 0          # predictions ever added; the newest is in slot (_added - 1) % rows
-        self._pixels = self._probas = None
-        self._labels = self._steps = self._created = self._feedback_label = self._feedback_step = None
+        for name in self._COLUMNS:
+            setattr(self, name, None)
 
     def _allocate(self, rows: int, size: int, classes: int) -> None:
-        old = (self._pixels, self._probas, self._labels, self._steps, self._created, self._feedback_label,
-               self._feedback_step)
-        self._pixels = np.zeros((rows, size), np.uint8)
-        self._probas = np.zeros((rows, classes), np.float32)
-        self._labels = np.zeros(rows, np.int64)
-        self._steps = np.zeros(rows, np.int64)
-        self._created = np.zeros(rows, np.float64)
-        self._feedback_label = np.full(rows, -1, np.int64)
-        self._feedback_step = np.full(rows, -1, np.int64)
-        if old[0] is not None:   # growing happens before the ring wraps: slots keep their index
-            used = len(old[0])
-            for new, previous in zip((self._pixels, self._probas, self._labels, self._steps, self._created,
-                                      self._feedback_label, self._feedback_step), old):
-                new[:used] = previous
+        widths = {"size": size, "classes": classes}
+        for name, (dtype, empty, width) in self._COLUMNS.items():
+            column = np.full(rows if width is None else (rows, widths[width]), empty, dtype)
+            previous = getattr(self, name)
+            if previous is not None:   # growing happens before the ring wraps: slots keep their index
+                column[:len(previous)] = previous
+            setattr(self, name, column)
         self._ids.extend([None] * (rows - len(self._ids)))
 
     def add_many(self, ids: list[str], pixels: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
