@@ -9,9 +9,10 @@ log on another node, or compares a replica's digest with the learner's, needs th
 
 :func:`pin_openblas_kernels` selects the Haswell family (AVX2 + FMA: every x86-64 server CPU since
 2013, Intel and AMD) through ``OPENBLAS_CORETYPE``. OpenBLAS reads it once, when numpy or scipy
-first loads it, so importing ``model`` (which ``service`` does first) calls this before numpy loads; a program
-that imports numpy first must set ``OPENBLAS_CORETYPE=Haswell`` itself. A value already in the
-environment is left alone (set another family there to opt out). On other CPUs nothing is pinned.
+first loads it, so importing ``model`` (which ``service`` does first) calls this before numpy
+loads; a program that imports numpy first must set ``OPENBLAS_CORETYPE=Haswell`` itself. A value
+already in the environment is left alone (set another family there to opt out). On other CPUs
+nothing is pinned.
 """
 
 from __future__ import annotations
