@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from model import Network, StateError, decode_state, make_config
+from model import Network, StateError, decode_state
 from service.events import CheckpointPayload, EventError, UnsupportedFormat, decode_checkpoint, decode_event
 from service.stores.base import (CheckpointMeta, CheckpointNotFound, CorruptCheckpoint, ModelRecord, StoreError,
                                  log_id_key)
@@ -164,11 +164,10 @@ class Durability:
     async def _recover_once(self, manager: "ModelManager", record: ModelRecord) -> None:
         started = time.perf_counter()
         store = manager.store
-        config_digest = make_config(record.preset, record.config or None).digest()
-        restored = await load_newest_valid(store, record, config_digest)
+        config = record.network_config()
+        restored = await load_newest_valid(store, record, config.digest())
         if restored is None:
-            net = await asyncio.to_thread(Network, make_config(record.preset, record.config or None), record.seed,
-                                          record.preset)
+            net = await asyncio.to_thread(Network, config, record.seed, record.preset)
             restored = Restored(net, [], None, None, [])
         trimmed = await store.trimmed_through(record.name)
         if trimmed is not None and (restored.last_log_id is None

@@ -190,7 +190,7 @@ class ModelManager:
 
     # ----------------------------------------------------------------- registry
     def _register(self, record: ModelRecord, status: ModelStatus) -> ManagedModel:
-        config = make_config(record.preset, record.config or None)
+        config = record.network_config()
         model = ManagedModel(record=record, status=status, classes=config.classes,
                              input_shape=tuple(config.input_shape), config_digest=config.digest(),
                              predictions=PredictionStore(self.prediction_retention, self.prediction_ttl))
@@ -236,7 +236,7 @@ class ModelManager:
         model = self._register(record, ModelStatus.RECOVERING)
         try:
             await self.store.save_model(record)
-            net = await asyncio.to_thread(Network, make_config(preset, config or None), seed, preset)
+            net = await asyncio.to_thread(Network, record.network_config(), seed, preset)
             self.attach(name, net)
         except BaseException:
             self.models.pop(name, None)

@@ -24,7 +24,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from model import Network, decode_state, encode_state, make_config
+from model import Network, decode_state, encode_state
 from service.stores.base import Fenced, ModelRecord, StoreError
 from service.stores.redis_store import RedisStore
 
@@ -49,7 +49,7 @@ class ReplicaBuilder:
 
     def __init__(self, record: ModelRecord):
         self.record = record
-        self.config = make_config(record.preset, record.config or None)
+        self.config = record.network_config()
 
     def fresh(self) -> Network:
         return Network(self.config, self.record.seed, self.record.preset)

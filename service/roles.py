@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from typing import Any
@@ -158,7 +157,7 @@ class LearnerManager(ModelManager):
         """Compile the engine's kernels for a model's config before leading it (once per config).
         The numba JIT of a process's first learn can hold the GIL for seconds on a loaded machine:
         holding a lease meanwhile would let it lapse, and it would slow a takeover's replay."""
-        key = json.dumps([record.preset, record.config], sort_keys=True)
+        key = record.network_config().digest()
         if key not in self._warm_ups:
             self._warm_ups[key] = asyncio.create_task(_warm_up_logged(record), name="hebb-warm-up")
         return self._warm_ups[key]
@@ -292,7 +291,7 @@ WARM_UP_SAMPLES = 768
 
 def warm_up(record: ModelRecord) -> None:
     """Learn and predict noise on a throwaway network of the record's config (compiles the kernels)."""
-    net = Network(make_config(record.preset, record.config or None), record.seed, record.preset)
+    net = Network(record.network_config(), record.seed, record.preset)
     size = int(np.prod(net.config.input_shape))
     noise = np.random.default_rng(0).integers(0, 256, (WARM_UP_SAMPLES, size), dtype=np.uint8)
     labels = np.arange(WARM_UP_SAMPLES) % net.config.classes

@@ -25,6 +25,8 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Any, AsyncIterator
 
+from model.config import NetworkConfig, make_config
+
 CHECKPOINTS_KEPT = 3
 
 
@@ -69,23 +71,44 @@ def stored_blob(blob: bytes | memoryview) -> bytes | memoryview:
     return bytes(blob)
 
 
+# Records stored before they kept their full network config name only a preset, so they mean the
+# preset as it was defined then. Presets whose definition changed since, and where the earlier
+# definition lives now: "mnist" had 384/768 units in layers 2/3 until 2026-11-27.
+PRESETS_OF_UNVERSIONED_RECORDS = {"mnist": "mnist-wide"}
+
+
 @dataclass(frozen=True)
 class ModelRecord:
-    """What re-creates a model: its name, preset, config overrides and seed."""
+    """What re-creates a model: its name, preset, config overrides and seed, and the full network
+    config they resolved to when the model was created (``network``, filled in from the current
+    presets if not given): presets may be redefined later, a model's network may not."""
 
     name: str
     preset: str
     config: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     created_at: float = field(default_factory=time.time)
+    network: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.network is None:
+            object.__setattr__(self, "network", make_config(self.preset, self.config or None).model_dump(mode="json"))
+
+    def network_config(self) -> NetworkConfig:
+        return NetworkConfig.model_validate(self.network)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelRecord":
-        return cls(name=d["name"], preset=d["preset"], config=dict(d.get("config") or {}),
-                   seed=int(d.get("seed", 0)), created_at=float(d.get("created_at", 0.0)))
+        config = dict(d.get("config") or {})
+        network = d.get("network")
+        if network is None:   # stored before records kept their network: the preset as defined then
+            network = make_config(PRESETS_OF_UNVERSIONED_RECORDS.get(d["preset"], d["preset"]),
+                                  config or None).model_dump(mode="json")
+        return cls(name=d["name"], preset=d["preset"], config=config, seed=int(d.get("seed", 0)),
+                   created_at=float(d.get("created_at", 0.0)), network=network)
 
 
 @dataclass(frozen=True)

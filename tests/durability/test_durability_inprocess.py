@@ -121,6 +121,31 @@ async def test_checkpoint_of_another_config_is_refused(durable_url, stream):
     await store.close()
 
 
+async def test_a_record_stored_before_records_kept_their_network_still_recovers(durable_url, stream, monkeypatch):
+    """Records that name only a preset were written when "mnist" had 384/768 units (today's
+    "mnist-wide"): a model created then recovers its checkpoint and log into that network."""
+    async with running(durable_url, checkpoint_on_shutdown=False) as (manager, d):
+        await manager.create_model("m", "mnist-wide")        # what "mnist" created before 2026-11-27
+        await learn(manager, stream, 0, 40)
+        await manager.checkpoint("m")
+        await learn(manager, stream, 40, 60)                  # after the checkpoint: replayed from the log
+        expected = await digest(manager)
+    store = make_store(durable_url)
+    await store.open()
+    record = (await store.list_models())[0]
+    # the record as the earlier service stored it: preset "mnist", no network
+    with monkeypatch.context() as patch:
+        patch.setattr(ModelRecord, "to_dict", lambda self: {"name": self.name, "preset": "mnist", "config": {},
+                                                            "seed": self.seed, "created_at": self.created_at})
+        await store.save_model(record)
+    await store.close()
+    async with running(durable_url, checkpoint_on_shutdown=False) as (manager, d):
+        info = await manager.info("m")
+        assert info["preset"] == "mnist" and info["state_digest"] == expected
+        assert d.last_recovery["m"]["replayed_samples"] == 20
+        assert manager.models["m"].learner.net.layers[1].config.channels == 384
+
+
 async def test_checkpoint_of_another_format_version_is_refused_not_skipped(durable_url, stream):
     async with running(durable_url) as (manager, d):
         await manager.create_model("m", "mnist-shallow")
