@@ -1,12 +1,26 @@
-"""Hebb's learning engine: deep networks that learn online with local rules only."""
+"""Hebb's learning engine: deep networks that learn online with local rules only.
+
+Importing this package only pins OpenBLAS's kernels (before anything loads numpy); the names
+below are imported on first use, so ``import model`` stays cheap for code that needs no engine.
+"""
+
+import importlib
 
 from model.portable_blas import pin_openblas_kernels
 
-pin_openblas_kernels()  # before the imports below load numpy (and with it OpenBLAS)
+pin_openblas_kernels()
 
-from model.config import DEFAULT_PRESET, PRESETS, NetworkConfig, make_config
-from model.network import Network, Snapshot
-from model.state import StateError, decode_state, encode_state
+_EXPORTS = {
+    "DEFAULT_PRESET": "model.config", "PRESETS": "model.config", "NetworkConfig": "model.config",
+    "make_config": "model.config", "Network": "model.network", "Snapshot": "model.network",
+    "StateError": "model.state", "decode_state": "model.state", "encode_state": "model.state",
+}
+__all__ = sorted(_EXPORTS)
 
-__all__ = ["DEFAULT_PRESET", "PRESETS", "Network", "NetworkConfig", "Snapshot", "StateError",
-           "decode_state", "encode_state", "make_config"]
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'model' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value

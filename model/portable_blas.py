@@ -7,12 +7,15 @@ stream gave another ``state_digest`` on an AVX-512 host than on an AVX2 host, an
 under ``OPENBLAS_CORETYPE=SandyBridge`` than under the automatic choice. A service that replays its
 log on another node, or compares a replica's digest with the learner's, needs them to agree.
 
-:func:`pin_openblas_kernels` selects the Haswell family (AVX2 + FMA: every x86-64 server CPU since
-2013, Intel and AMD) through ``OPENBLAS_CORETYPE``. OpenBLAS reads it once, when numpy or scipy
-first loads it, so importing ``model`` (which ``service`` does first) calls this before numpy
-loads; a program that imports numpy first must set ``OPENBLAS_CORETYPE=Haswell`` itself. A value
-already in the environment is left alone (set another family there to opt out). On other CPUs
-nothing is pinned.
+:func:`pin_openblas_kernels` selects the Haswell family (AVX2 + FMA: Intel since Haswell, AMD
+since Zen — practically every x86-64 server in service) through ``OPENBLAS_CORETYPE``. OpenBLAS
+reads it once, when numpy or scipy first loads it (both libraries: numpy's serves the readout's
+``F.T @ targets``, scipy's its SYRK/SYMM/Cholesky calls), so importing ``model`` (which ``service``
+does first) pins it before numpy loads. A program that imports numpy first gets no pin and no
+warning (most do, and most never replay across hosts): it must set ``OPENBLAS_CORETYPE=Haswell``
+itself; :func:`openblas_kernels` tells which family is in use. A value already in the environment
+is left alone (set another family there to opt out). The CPU is read from ``/proc/cpuinfo``, so
+this pins on Linux only; on other systems and CPUs nothing is pinned.
 """
 
 from __future__ import annotations

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# first: importing the engine pins OpenBLAS's kernel family before anything loads numpy
+# (model/portable_blas.py), so this process learns with the same kernels as the servers it starts
+import model  # noqa: F401, I001
+
 import os
 from pathlib import Path
 

@@ -9,7 +9,6 @@ import sys
 
 SCRIPT = """
 import json, sys
-import numpy as np
 from model import Network
 from model.data import load_dataset
 ds = load_dataset(sys.argv[1])
