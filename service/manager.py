@@ -381,7 +381,7 @@ class ModelManager:
     async def info(self, name: str) -> dict[str, Any]:
         model = self.get(name)
         base = {"name": name, "preset": model.record.preset, "seed": model.record.seed,
-                "config": model.record.config, "status": model.status.value,
+                "config": model.record.config, "config_digest": model.config_digest, "status": model.status.value,
                 "input_shape": list(model.input_shape), "classes": model.classes,
                 "created_at": model.record.created_at}
         if model.learner is None or not model.learner.alive:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from typing import Any
@@ -157,7 +158,7 @@ class LearnerManager(ModelManager):
         """Compile the engine's kernels for a model's config before leading it (once per config).
         The numba JIT of a process's first learn can hold the GIL for seconds on a loaded machine:
         holding a lease meanwhile would let it lapse, and it would slow a takeover's replay."""
-        key = record.network_config().digest()
+        key = json.dumps(record.network, sort_keys=True)   # never raises: a bad record fails in its warm-up
         if key not in self._warm_ups:
             self._warm_ups[key] = asyncio.create_task(_warm_up_logged(record), name="hebb-warm-up")
         return self._warm_ups[key]

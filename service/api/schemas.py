@@ -36,6 +36,8 @@ class ModelInfo(BaseModel):
     preset: str
     seed: int
     config: dict[str, Any]
+    config_digest: str = Field(description="sha256 of the full network config the model runs (fixed at creation: "
+                                           "a preset redefined later does not change it)")
     status: Literal["recovering", "ready", "stopping"]
     input_shape: list[int]
     classes: int

@@ -95,6 +95,8 @@ class ModelRecord:
             object.__setattr__(self, "network", make_config(self.preset, self.config or None).model_dump(mode="json"))
 
     def network_config(self) -> NetworkConfig:
+        if not self.network:   # an old record whose preset or overrides no longer resolve: say why
+            make_config(PRESETS_OF_UNVERSIONED_RECORDS.get(self.preset, self.preset), self.config or None)
         return NetworkConfig.model_validate(self.network)
 
     def to_dict(self) -> dict[str, Any]:
@@ -105,8 +107,11 @@ class ModelRecord:
         config = dict(d.get("config") or {})
         network = d.get("network")
         if network is None:   # stored before records kept their network: the preset as defined then
-            network = make_config(PRESETS_OF_UNVERSIONED_RECORDS.get(d["preset"], d["preset"]),
-                                  config or None).model_dump(mode="json")
+            try:
+                network = make_config(PRESETS_OF_UNVERSIONED_RECORDS.get(d["preset"], d["preset"]),
+                                      config or None).model_dump(mode="json")
+            except ValueError:   # listing the registry must not fail on one bad record: using it will
+                network = {}
         return cls(name=d["name"], preset=d["preset"], config=config, seed=int(d.get("seed", 0)),
                    created_at=float(d.get("created_at", 0.0)), network=network)
 

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 
+from model.config import make_config
 from service.durability import Durability, IncompatibleCheckpoint, RecoveryError
 from service.events import CHECKPOINT_MAGIC, CHECKPOINT_VERSION, CheckpointPayload, encode_checkpoint
 from service.manager import ModelManager
@@ -142,6 +143,7 @@ async def test_a_record_stored_before_records_kept_their_network_still_recovers(
     async with running(durable_url, checkpoint_on_shutdown=False) as (manager, d):
         info = await manager.info("m")
         assert info["preset"] == "mnist" and info["state_digest"] == expected
+        assert info["config_digest"] == make_config("mnist-wide").digest()   # what it really runs
         assert d.last_recovery["m"]["replayed_samples"] == 20
         assert manager.models["m"].learner.net.layers[1].config.channels == 384
 

@@ -2,6 +2,10 @@
 preset later cannot change (or orphan the checkpoints of) an existing model; records stored before
 that resolve their preset as it was defined then."""
 
+import json
+
+import pytest
+
 from model import config as config_module
 from model.config import make_config
 from service.stores import ModelRecord
@@ -35,4 +39,11 @@ def test_a_record_keeps_its_network_when_the_preset_is_redefined(monkeypatch):
     monkeypatch.setitem(config_module.PRESETS, "mnist", redefined)
     assert make_config("mnist").digest() != created_with.digest()       # the preset did change
     assert ModelRecord.from_dict(stored).network_config() == created_with
-    assert ModelRecord.from_dict(stored) == record
+    assert ModelRecord.from_dict(json.loads(json.dumps(stored))) == record    # as the stores keep it
+
+
+def test_an_unresolvable_old_record_can_be_listed_and_fails_where_it_is_used():
+    record = ModelRecord.from_dict({"name": "m", "preset": "retired-preset"})
+    assert record.name == "m"
+    with pytest.raises(ValueError, match="unknown preset 'retired-preset'"):
+        record.network_config()

@@ -20,6 +20,9 @@ async def test_registry_round_trip_in_creation_order(store):
     records = await store.list_models()
     assert [r.name for r in records] == ["a", "b"]
     assert records[1].seed == 4 and records[1].config == {"classes": 10}
+    # the full network config is stored with the record and comes back equal
+    assert records == [ModelRecord(name="a", preset="mnist", seed=1, created_at=1.0),
+                       ModelRecord(name="b", preset="mnist-shallow", config={"classes": 10}, seed=4, created_at=2.0)]
     assert await store.delete_model("a") is True
     assert await store.delete_model("a") is False
     assert [r.name for r in await store.list_models()] == ["b"]

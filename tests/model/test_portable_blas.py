@@ -67,3 +67,11 @@ def test_importing_the_package_first_loads_openblas_with_the_portable_family(pac
     coretype, kernels = json.loads(out.stdout.strip().splitlines()[-1])
     assert coretype == PORTABLE_CORETYPE
     assert kernels == [PORTABLE_CORETYPE]
+
+
+def test_importing_the_service_loads_neither_numpy_nor_the_engine():
+    """The pin must run before numpy loads, and ``hebb --help`` should not pay for the engine."""
+    script = "import sys, service, service.cli; print(sorted(m for m in ('numpy', 'model.network') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
