@@ -21,6 +21,7 @@ from hebb_client import (
     Unauthorized,
     Unavailable,
 )
+from model.config import make_config
 
 PRESET = "mnist-shallow"
 
@@ -48,6 +49,7 @@ def test_every_sync_method_round_trips(live_server, model_name, digits, connect)
         assert isinstance(created, ModelInfo)
         assert (created.name, created.preset, created.samples_seen) == (model_name, PRESET, 0)
         assert created.input_shape == (28, 28, 1) and created.classes == 10
+        assert created.config_digest == make_config(PRESET).digest()
         assert model_name in [m.name for m in client.list_models()]
         assert client.ready() is True
 

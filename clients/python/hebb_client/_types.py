@@ -21,6 +21,7 @@ class ModelInfo:
     name: str
     preset: str | None
     seed: int | None
+    config_digest: str | None   # the full network config the model runs (fixed at creation)
     status: str | None
     input_shape: tuple[int, ...]
     classes: int
@@ -38,6 +39,7 @@ class ModelInfo:
             name=data["name"],
             preset=data.get("preset"),
             seed=_optional_int(data.get("seed")),
+            config_digest=data.get("config_digest"),
             status=data.get("status"),
             input_shape=tuple(data.get("input_shape") or ()),
             classes=int(data.get("classes") or 0),
