@@ -118,37 +118,38 @@ class NetworkConfig(_Strict):
         return hashlib.sha256(blob).hexdigest()
 
 
-PRESETS: dict[str, dict[str, Any]] = {
-    # three feature layers: 5x5 strokes (24x24 positions), their 3x3 compositions on the pooled
-    # map (10x10), and compositions of those (3x3); each layer feeds the readout (layer 2 on a 2x2
-    # grid): 2,561 readout features. Units consolidate after 10,000 / 1,000 / 100 of their own wins
-    # (on MNIST after about 2,000, 2,700 and 5,500 samples), so the readout's statistics of early
-    # classes stay valid. 256/512 units rather than mnist-wide's 384/768: 0.04 points less test
-    # accuracy in one pass, ~30 % faster learning, ~10 % faster prediction, a 57 % checkpoint and
-    # less than half the serving state (docs/benchmarks.md)
-    "mnist": {
+# layer 1 of every MNIST preset: 5x5 strokes (24x24 positions), consolidated after 10,000 own wins
+_STROKES = {"channels": 64, "kernel": 5, "pool": 2, "readout_grid": 4, "plasticity": {"consolidation": 10000}}
+
+
+def _three_layers(channels2: int, channels3: int) -> dict[str, Any]:
+    """Strokes, their 3x3 compositions on the pooled map (10x10 positions; readout on a 2x2 grid,
+    consolidated after 1,000 own wins), and compositions of those (3x3; summed for the readout,
+    consolidated after 100)."""
+    return {
         "layers": [
-            {"channels": 64, "kernel": 5, "pool": 2, "readout_grid": 4, "plasticity": {"consolidation": 10000}},
-            {"channels": 256, "kernel": 3, "pool": 2, "readout_grid": 2, "plasticity": {"consolidation": 1000}},
-            {"channels": 512, "kernel": 3, "pool": 1, "readout_grid": 1, "plasticity": {"consolidation": 100}},
+            _STROKES,
+            {"channels": channels2, "kernel": 3, "pool": 2, "readout_grid": 2, "plasticity": {"consolidation": 1000}},
+            {"channels": channels3, "kernel": 3, "pool": 1, "readout_grid": 1, "plasticity": {"consolidation": 100}},
         ],
         "readout": {"ridge": 3e-5},
-    },
+    }
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # three feature layers, each feeding the readout: 2,561 readout features. Units consolidate
+    # after 10,000 / 1,000 / 100 of their own wins (on MNIST after about 2,000, 2,700 and 5,500
+    # samples), so the readout's statistics of early classes stay valid. 256/512 units rather than
+    # mnist-wide's 384/768: 0.04 points less test accuracy in one pass, ~30 % faster learning,
+    # ~10 % faster prediction, a 57 % checkpoint and less than half the serving state
+    # (docs/benchmarks.md)
+    "mnist": _three_layers(256, 512),
     # the default's layout with wider layers 2 and 3 (3,329 readout features): the default until
     # 2026-11-27, slightly more accurate, slower to learn and to predict. Stored model records of
     # that time say "mnist" and resolve to this preset (service/stores/base.py): keep it unchanged
-    "mnist-wide": {
-        "layers": [
-            {"channels": 64, "kernel": 5, "pool": 2, "readout_grid": 4, "plasticity": {"consolidation": 10000}},
-            {"channels": 384, "kernel": 3, "pool": 2, "readout_grid": 2, "plasticity": {"consolidation": 1000}},
-            {"channels": 768, "kernel": 3, "pool": 1, "readout_grid": 1, "plasticity": {"consolidation": 100}},
-        ],
-        "readout": {"ridge": 3e-5},
-    },
+    "mnist-wide": _three_layers(384, 768),
     # the default's first layer alone (same plasticity, consolidation included), same readout rule
-    "mnist-shallow": {
-        "layers": [{"channels": 64, "kernel": 5, "pool": 2, "readout_grid": 4, "plasticity": {"consolidation": 10000}}],
-    },
+    "mnist-shallow": {"layers": [_STROKES]},
 }
 DEFAULT_PRESET = "mnist"
 
