@@ -99,8 +99,7 @@ class Learner:
 
     # ----------------------------------------------------------------- learner thread
     def _run(self) -> None:
-        if self.nice:
-            lower_thread_priority(self.nice)
+        lower_thread_priority(self.nice)
         carry = None
         while True:
             job = carry if carry is not None else self._queue.get()

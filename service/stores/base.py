@@ -77,6 +77,11 @@ def stored_blob(blob: bytes | memoryview) -> bytes | memoryview:
 PRESETS_OF_UNVERSIONED_RECORDS = {"mnist": "mnist-wide"}
 
 
+def _unversioned_network(preset: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The network a record without one was created with (raises if it no longer resolves)."""
+    return make_config(PRESETS_OF_UNVERSIONED_RECORDS.get(preset, preset), config or None).model_dump(mode="json")
+
+
 @dataclass(frozen=True)
 class ModelRecord:
     """What re-creates a model: its name, preset, config overrides and seed, and the full network
@@ -96,7 +101,7 @@ class ModelRecord:
 
     def network_config(self) -> NetworkConfig:
         if not self.network:   # an old record whose preset or overrides no longer resolve: say why
-            make_config(PRESETS_OF_UNVERSIONED_RECORDS.get(self.preset, self.preset), self.config or None)
+            _unversioned_network(self.preset, self.config)
         return NetworkConfig.model_validate(self.network)
 
     def to_dict(self) -> dict[str, Any]:
@@ -108,8 +113,7 @@ class ModelRecord:
         network = d.get("network")
         if network is None:   # stored before records kept their network: the preset as defined then
             try:
-                network = make_config(PRESETS_OF_UNVERSIONED_RECORDS.get(d["preset"], d["preset"]),
-                                      config or None).model_dump(mode="json")
+                network = _unversioned_network(d["preset"], config)
             except ValueError:   # listing the registry must not fail on one bad record: using it will
                 network = {}
         return cls(name=d["name"], preset=d["preset"], config=config, seed=int(d.get("seed", 0)),
