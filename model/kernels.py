@@ -204,9 +204,28 @@ def layer_forward_sample(X, V, s, theta, kernel, stride, pool, grid, mode, k, te
                     z[j] = dots[p, j] * s[j]
             else:
                 dot_products(V, s, idx, val, nnz, z)
-            position_outputs(z, norm, theta, cy, cx, qy, qx, p, grid, mode, k, temperature, need_competition,
-                             out_map, feats, pos_y, pos_win, pos_nwin, score, y, winners,
-                             pool_winner, cell_score, cell_winner, cell_y)
+            # the per-position steps are inline or small helpers: a call passing the ~15 arrays
+            # involved cost ~110 ns per position, more than the steps themselves
+            n_win = 0
+            if need_competition:  # a last layer that is not learning has no use for its competition
+                n_win = compete_position(z, norm, theta, mode, k, temperature, score, y, winners)
+                pos_nwin[p] = n_win
+                for w in range(n_win):
+                    pos_win[p, w] = winners[w]
+                    pos_y[p, w] = y[winners[w]]
+            if grid > 0:
+                add_triangle_features(z, feats, cy, cx)
+            # emission: the competition output, max-pooled for the next layer
+            if qy < out_map.shape[0] and qx < out_map.shape[1]:
+                for w in range(n_win):
+                    j = winners[w]
+                    if pool_winner:  # the cell keeps its best-scoring winner (first one on ties)
+                        if score[j] > cell_score[qy, qx]:
+                            cell_score[qy, qx] = score[j]
+                            cell_winner[qy, qx] = j
+                            cell_y[qy, qx] = y[j]
+                    elif y[j] > out_map[qy, qx, j]:
+                        out_map[qy, qx, j] = y[j]
     if pool_winner:
         for qy in range(cell_winner.shape[0]):
             for qx in range(cell_winner.shape[1]):
@@ -316,39 +335,23 @@ def lane_max(a):
 
 
 @nb.njit(**_JIT)
-def position_outputs(z, norm, theta, cy, cx, qy, qx, p, grid, mode, k, temperature, need_competition,
-                     out_map, feats, pos_y, pos_win, pos_nwin, score, y, winners,
-                     pool_winner, cell_score, cell_winner, cell_y):
-    """Everything one active position produces from its raw dot products ``z = w·x``: the
-    competition (on the cosine-like ``w·x/‖x‖ − θ``), the triangle readout features (into grid
-    cell ``(cy, cx)``) and the max-pooled emission (into pooled cell ``(qy, qx)``)."""
+def compete_position(z, norm, theta, mode, k, temperature, score, y, winners):
+    """The competition at one active position on the cosine-like scores ``w·x/‖x‖ − θ`` (into
+    ``score``) from the raw dot products ``z = w·x``; returns the number of winners."""
+    inv = np.float32(1.0) / norm
+    for j in range(z.shape[0]):
+        score[j] = z[j] * inv - theta[j]
+    return compete(score, mode, k, temperature, y, winners)
+
+
+@nb.njit(**_JIT)
+def add_triangle_features(z, feats, cy, cx):
+    """Readout features of one position: the "triangle" code ``relu(z − mean(z))``, sum-pooled
+    into grid cell ``(cy, cx)``."""
     n_ch = z.shape[0]
     mean = lane_sum(z) / np.float32(n_ch)
-    n_win = 0
-    if need_competition:  # a last layer that is not learning has no use for its competition
-        inv = np.float32(1.0) / norm
-        for j in range(n_ch):
-            score[j] = z[j] * inv - theta[j]
-        n_win = compete(score, mode, k, temperature, y, winners)
-        pos_nwin[p] = n_win
-        for w in range(n_win):
-            pos_win[p, w] = winners[w]
-            pos_y[p, w] = y[winners[w]]
-    # readout features: "triangle" code relu(z - mean(z)), sum-pooled on a grid
-    if grid > 0:
-        for j in range(n_ch):
-            feats[cy, cx, j] += max(z[j] - mean, np.float32(0.0))  # branch-free: vectorises
-    # emission: the competition output, max-pooled for the next layer
-    if qy < out_map.shape[0] and qx < out_map.shape[1]:
-        for w in range(n_win):
-            j = winners[w]
-            if pool_winner:  # the cell keeps its best-scoring winner (first one on ties)
-                if score[j] > cell_score[qy, qx]:
-                    cell_score[qy, qx] = score[j]
-                    cell_winner[qy, qx] = j
-                    cell_y[qy, qx] = y[j]
-            elif y[j] > out_map[qy, qx, j]:
-                out_map[qy, qx, j] = y[j]
+    for j in range(n_ch):
+        feats[cy, cx, j] += max(z[j] - mean, np.float32(0.0))  # branch-free: vectorises
 
 
 @nb.njit(**_JIT)
