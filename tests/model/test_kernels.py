@@ -18,7 +18,8 @@ def _images(rng, n, h=12, w=12, c=1):
 @pytest.mark.parametrize("mode", ["hard", "kwta", "soft"])
 @pytest.mark.parametrize("rule", ["instar", "oja"])
 @pytest.mark.parametrize("pool_mode", ["max", "winner"])
-@pytest.mark.parametrize("in_channels", [2, 6])  # dense scatter and sparse-index gather paths
+# dense scatter, sparse-index gather, and the index's 8-channel word scan
+@pytest.mark.parametrize("in_channels", [2, 6, 16])
 def test_layer_learning_matches_reference(mode, rule, pool_mode, in_channels):
     rng = np.random.default_rng(0)
     cfg = LayerConfig(channels=8, kernel=3, stride=1, rule=rule, pool=2, readout_grid=2, pool_mode=pool_mode,
@@ -40,7 +41,7 @@ def test_layer_learning_matches_reference(mode, rule, pool_mode, in_channels):
 
 
 @pytest.mark.parametrize("stride", [1, 2])
-@pytest.mark.parametrize("in_channels", [1, 6])
+@pytest.mark.parametrize("in_channels", [1, 6, 16])
 def test_frozen_forward_matches_reference_and_changes_nothing(stride, in_channels):
     rng = np.random.default_rng(3)
     cfg = LayerConfig(channels=6, kernel=3, stride=stride, pool=2, readout_grid=3)
@@ -55,6 +56,24 @@ def test_frozen_forward_matches_reference_and_changes_nothing(stride, in_channel
         np.testing.assert_allclose(out[n], e_ref, atol=1e-6)
         np.testing.assert_allclose(feats[n], f_ref, rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(layer.weights, before)
+
+
+@pytest.mark.parametrize("channels", [5, 8, 16, 64])
+def test_index_input_lists_every_non_zero_in_order(channels):
+    rng = np.random.default_rng(channels)
+    X = rng.random((7, 6, channels)).astype(np.float32)
+    X[X < 0.97] = 0.0  # as sparse as an emission map
+    X[0, 0, :3] = [0.5, -0.0, 0.25]  # a negative zero has non-zero bits but is no entry
+    X[3, 3, channels - 1] = 1.0  # the last channel of a pixel
+    starts = np.empty(7 * 6 + 1, np.int64)
+    chans = np.empty(X.size, np.int64)
+    vals = np.empty(X.size, np.float32)
+    kernels.index_input(X, starts, chans, vals)
+    for p, (y, x) in enumerate(np.ndindex(7, 6)):
+        expected = np.flatnonzero(X[y, x])
+        got = chans[starts[p]:starts[p + 1]]
+        np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(vals[starts[p]:starts[p + 1]], X[y, x, expected])
 
 
 def test_only_winners_learn():
