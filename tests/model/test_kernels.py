@@ -42,12 +42,15 @@ def test_layer_learning_matches_reference(mode, rule, pool_mode, in_channels):
 
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("in_channels", [1, 6, 16])
-def test_frozen_forward_matches_reference_and_changes_nothing(stride, in_channels):
+@pytest.mark.parametrize("binary", [False, True])  # 0/1 inputs, as hard-WTA layers emit, take a path of their own
+def test_frozen_forward_matches_reference_and_changes_nothing(stride, in_channels, binary):
     rng = np.random.default_rng(3)
     cfg = LayerConfig(channels=6, kernel=3, stride=stride, pool=2, readout_grid=3)
     layer = CompetitiveLayer(cfg, (12, 12, in_channels), np.random.default_rng(1))
     before = layer.weights.copy()
     X = _images(rng, 5, c=in_channels)
+    if binary:
+        X = (X > 0).astype(np.float32)
     out, feats = layer.forward(X)
     W, theta = layer.weights.copy(), layer.thresholds.copy()
     for n in range(len(X)):
