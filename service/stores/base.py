@@ -19,6 +19,7 @@ Contract (both the service and the durability layer rely on it):
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from abc import ABC, abstractmethod
@@ -69,6 +70,20 @@ def stored_blob(blob: bytes | memoryview) -> bytes | memoryview:
     if isinstance(blob, bytes) or (isinstance(blob, memoryview) and blob.readonly):
         return blob
     return bytes(blob)
+
+
+async def stored_blob_and_checksum(blob: bytes | memoryview) -> tuple[bytes | memoryview, str]:
+    """:func:`stored_blob` and its checksum, hashed on a worker thread (tens of MB: not on the
+    event loop)."""
+    blob = stored_blob(blob)
+    return blob, await asyncio.to_thread(checksum, blob)
+
+
+def verified_blob(blob: bytes, meta: "CheckpointMeta", name: str) -> bytes:
+    """``blob`` if it matches its checkpoint's recorded size and sha256, else :class:`CorruptCheckpoint`."""
+    if len(blob) != meta.size or checksum(blob) != meta.checksum:
+        raise CorruptCheckpoint(f"checkpoint {name}/{meta.id} is corrupt (size or sha256 mismatch)")
+    return blob
 
 
 # Records stored before they kept their full network config name only a preset, so they mean the

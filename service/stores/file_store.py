@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import AsyncIterator, Iterator
 from urllib.parse import quote, unquote, urlsplit
 
-from service.stores.base import (CHECKPOINTS_KEPT, CheckpointMeta, CheckpointNotFound, CorruptCheckpoint,
+from service.stores.base import (CHECKPOINTS_KEPT, CheckpointMeta, CheckpointNotFound,
                                  ModelRecord, Store, StoreError, checksum, log_id_key,
-                                 stored_blob)
+                                 stored_blob, verified_blob)
 
 log = logging.getLogger("hebb.store.file")
 
@@ -411,10 +411,7 @@ class FileStore(Store):
             path = self._checkpoint_dir(name) / f"{checkpoint_id}.ckpt"
             if meta is None or not path.exists():
                 raise CheckpointNotFound(f"no checkpoint {checkpoint_id!r} for model {name!r}")
-            blob = path.read_bytes()
-            if len(blob) != meta.size or checksum(blob) != meta.checksum:
-                raise CorruptCheckpoint(f"checkpoint {name}/{checkpoint_id} is corrupt (size or sha256 mismatch)")
-            return blob
+            return verified_blob(path.read_bytes(), meta, name)
 
         return await self._run(read)
 

@@ -9,8 +9,8 @@ import time
 from collections import OrderedDict
 from typing import AsyncIterator
 
-from service.stores.base import (CHECKPOINTS_KEPT, CheckpointMeta, CheckpointNotFound, CorruptCheckpoint,
-                                 ModelRecord, Store, checksum, log_id_key, stored_blob)
+from service.stores.base import (CHECKPOINTS_KEPT, CheckpointMeta, CheckpointNotFound,
+                                 ModelRecord, Store, log_id_key, stored_blob_and_checksum, verified_blob)
 
 
 class MemoryStore(Store):
@@ -72,8 +72,7 @@ class MemoryStore(Store):
     # ----------------------------------------------------------------- checkpoints
     async def save_checkpoint(self, name: str, blob: bytes, *, step: int, last_log_id: str | None,
                               config_digest: str) -> CheckpointMeta:
-        blob = stored_blob(blob)
-        digest = await asyncio.to_thread(checksum, blob)  # tens of MB: not on the event loop
+        blob, digest = await stored_blob_and_checksum(blob)
         meta = CheckpointMeta(id=f"{next(self._checkpoint_seq):010d}", step=int(step), last_log_id=last_log_id,
                               config_digest=config_digest, created_at=time.time(), size=len(blob), checksum=digest)
         kept = self._checkpoints.setdefault(name, [])
@@ -87,9 +86,7 @@ class MemoryStore(Store):
     async def load_checkpoint(self, name: str, checkpoint_id: str) -> bytes:
         for meta, blob in self._checkpoints.get(name, []):
             if meta.id == checkpoint_id:
-                if len(blob) != meta.size or checksum(blob) != meta.checksum:
-                    raise CorruptCheckpoint(f"checkpoint {name}/{checkpoint_id} is corrupt")
-                return blob
+                return verified_blob(blob, meta, name)
         raise CheckpointNotFound(f"no checkpoint {checkpoint_id!r} for model {name!r}")
 
     async def delete_checkpoints(self, name: str) -> int:

@@ -25,7 +25,6 @@ event twice. A failed command raises :class:`StoreError`; the service answers 50
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -37,9 +36,9 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, WatchError
 from redis.retry import Retry
 
-from service.stores.base import (CHECKPOINTS_KEPT, CheckpointMeta, CheckpointNotFound, CorruptCheckpoint,
-                                 Fenced, ModelRecord, Store, StoreError, checksum, log_id_key,
-                                 stored_blob)
+from service.stores.base import (CHECKPOINTS_KEPT, CheckpointMeta, CheckpointNotFound,
+                                 Fenced, ModelRecord, Store, StoreError, log_id_key,
+                                 stored_blob_and_checksum, verified_blob)
 
 log = logging.getLogger("hebb.store.redis")
 
@@ -204,8 +203,7 @@ class RedisStore(Store):
     # ----------------------------------------------------------------- checkpoints
     async def save_checkpoint(self, name: str, blob: bytes, *, step: int, last_log_id: str | None,
                               config_digest: str) -> CheckpointMeta:
-        blob = stored_blob(blob)
-        digest = await asyncio.to_thread(checksum, blob)  # tens of MB: not on the event loop
+        blob, digest = await stored_blob_and_checksum(blob)
 
         async def run() -> CheckpointMeta:
             if not await self.redis.hexists(self._models_key, name):
@@ -247,9 +245,7 @@ class RedisStore(Store):
         blob = await self._call(self.redis.get(self._blob_key(name, checkpoint_id))) if meta else None
         if meta is None or blob is None:
             raise CheckpointNotFound(f"no checkpoint {checkpoint_id!r} for model {name!r}")
-        if len(blob) != meta.size or checksum(blob) != meta.checksum:
-            raise CorruptCheckpoint(f"checkpoint {name}/{checkpoint_id} is corrupt (size or sha256 mismatch)")
-        return blob
+        return verified_blob(blob, meta, name)
 
     async def delete_checkpoints(self, name: str) -> int:
         async def run() -> int:
