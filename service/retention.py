@@ -38,6 +38,7 @@ class PredictionStore:
     """
 
     _INITIAL_ROWS = 1024
+    _NO_FEEDBACK = -1        # the feedback columns of a prediction that has none
     # the ring buffers: attribute -> (dtype, value of an empty row, row width: None for one value,
     # else which of _allocate's sizes)
     _COLUMNS = {
@@ -46,8 +47,8 @@ class PredictionStore:
         "_labels": (np.int64, 0, None),
         "_steps": (np.int64, 0, None),
         "_created": (np.float64, 0, None),
-        "_feedback_label": (np.int64, -1, None),
-        "_feedback_step": (np.int64, -1, None),
+        "_feedback_label": (np.int64, _NO_FEEDBACK, None),
+        "_feedback_step": (np.int64, _NO_FEEDBACK, None),
     }
 
     def __init__(self, capacity: int, ttl: float, clock=time.time):
@@ -95,7 +96,7 @@ class PredictionStore:
             self._labels[slot] = labels[i]
             self._steps[slot] = step
             self._created[slot] = now
-            self._feedback_label[slot] = self._feedback_step[slot] = -1
+            self._feedback_label[slot] = self._feedback_step[slot] = self._NO_FEEDBACK
             self._added += 1
 
     def _live_slot(self, prediction_id: str) -> int | None:
@@ -111,8 +112,8 @@ class PredictionStore:
         feedback = int(self._feedback_label[slot])
         return StoredPrediction(prediction_id, self._pixels[slot].copy(), int(self._labels[slot]),
                                 self._probas[slot].copy(), int(self._steps[slot]), float(self._created[slot]),
-                                None if feedback < 0 else feedback,
-                                None if feedback < 0 else int(self._feedback_step[slot]))
+                                None if feedback == self._NO_FEEDBACK else feedback,
+                                None if feedback == self._NO_FEEDBACK else int(self._feedback_step[slot]))
 
     def set_feedback(self, prediction_id: str, label: int, step: int) -> StoredPrediction | None:
         slot = self._live_slot(prediction_id)
