@@ -306,9 +306,14 @@ def markdown_report(report: dict[str, Any]) -> str:
             lines.append(f"| {s['name']} | " + " | ".join(cells) + f" | {_fmt(s['recovery_samples'], '{:,}')} |")
         lines += ["", f"`recovery_samples` (hebb-mnist): {_fmt(report['recovery_samples'], '{:,}')}"]
     lines += ["", f"Machine: {report['machine']}. Command: `{report['command']}`"]
-    for command in dict.fromkeys(s["reused_from"] for s in ok if "reused_from" in s):
-        names = ", ".join(s["name"] for s in ok if s.get("reused_from") == command)
-        lines.append(f"Reused from an earlier run of the same stream (`{command}`): {names}.")
+    reused = [s for s in ok if "reused_from" in s]
+
+    def origin(s: dict[str, Any]) -> tuple[str, str]:
+        return s["reused_from"], s.get("reused_machine", UNRECORDED)
+
+    for command, machine in dict.fromkeys(map(origin, reused)):
+        names = ", ".join(s["name"] for s in reused if origin(s) == (command, machine))
+        lines.append(f"Reused from an earlier run of the same stream on {machine} (`{command}`): {names}.")
     return "\n".join(lines) + "\n"
 
 
@@ -356,6 +361,7 @@ def decode_bits(text: str, count: int) -> np.ndarray:
     return np.unpackbits(np.frombuffer(base64.b64decode(text), np.uint8), count=count).astype(bool)
 
 
+UNRECORDED = "an unrecorded machine"
 # settings that must match for an earlier report's systems to be reused in a new one
 _REUSE_KEYS = ("scenario", "train_samples", "test_samples", "seed", "slow_limit", "mlp_batch")
 
@@ -366,8 +372,13 @@ def reusable_results(previous: dict[str, Any], current: dict[str, Any], skip: li
     if mismatched:
         raise ValueError("the reused report differs in " + ", ".join(
             f"{k} ({previous.get(k)!r} vs {current[k]!r})" for k in mismatched))
-    return [dict(s, reused_from=s.get("reused_from") or previous.get("command", "")) for s in previous["systems"]
-            if s["name"] not in skip and "error" not in s and "correct_bits" in s]
+    # a reused system keeps the command and the machine it ran with: reports are merged across runs,
+    # and a later run may be on another host (the "Machine:" line describes only this run's)
+    def machine(s: dict[str, Any]) -> str:   # reports before 2026-11-27 kept no machine per reused system
+        return s.get("reused_machine") or (None if "reused_from" in s else previous.get("machine")) or UNRECORDED
+
+    return [dict(s, reused_from=s.get("reused_from") or previous.get("command", ""), reused_machine=machine(s))
+            for s in previous["systems"] if s["name"] not in skip and "error" not in s and "correct_bits" in s]
 
 
 def compare(data_dir: str, scenario: str, limit: int | None, systems: list[str], seed: int = 0,

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from model.compare import SYSTEMS, Job, compare, reusable_results, run_system
+from model.compare import _REUSE_KEYS, SYSTEMS, UNRECORDED, Job, compare, reusable_results, run_system
 from service.cli import main
 
 JSON_FIELDS = {"name": str, "test_accuracy": float, "prequential_accuracy": float,
@@ -110,6 +110,8 @@ def test_reuse_merges_an_earlier_runs_systems(tmp_path, data_dir):
             "--test-limit", "200"]
     first = tmp_path / "peers.json"
     assert main(base + ["--systems", "sklearn-sgd", "--json", str(first)]) == 0
+    # as if the earlier run had been made on another host
+    first.write_text(json.dumps(dict(json.loads(first.read_text()), machine="2 cores Elsewhere CPU")))
     merged = tmp_path / "merged.json"
     assert main(base + ["--systems", "hebb-mnist-shallow", "--reuse", str(first), "--json", str(merged),
                         "--plots", str(tmp_path)]) == 0
@@ -119,16 +121,33 @@ def test_reuse_merges_an_earlier_runs_systems(tmp_path, data_dir):
     assert reused["reused_from"].startswith("hebb compare") or reused["reused_from"] == ""
     assert reused["test_accuracy"] == earlier["systems"][0]["test_accuracy"]
     assert reused["windows_after_drift"] == earlier["systems"][0]["windows_after_drift"]
-    assert "Reused from an earlier run" in (tmp_path / "compare-drift.md").read_text()
+    assert reused["reused_machine"] == "2 cores Elsewhere CPU"
+    markdown = (tmp_path / "compare-drift.md").read_text()
+    assert "Reused from an earlier run of the same stream on 2 cores Elsewhere CPU" in markdown
+    assert f"Machine: {report['machine']}." in markdown and report["machine"] != "2 cores Elsewhere CPU"
     # merging only: two earlier reports, nothing run
     only = tmp_path / "only.json"
     assert main(base + ["--systems", "none", "--reuse", str(merged), "--reuse", str(first), "--json", str(only)]) == 0
-    strip = lambda systems: [{k: v for k, v in s.items() if k != "reused_from"} for s in systems]  # noqa: E731
+    strip = lambda systems: [{k: v for k, v in s.items() if k not in ("reused_from", "reused_machine")}  # noqa: E731
+                             for s in systems]
     only_systems = json.loads(only.read_text())["systems"]
     assert strip(only_systems) == strip(report["systems"]) and all("reused_from" in s for s in only_systems)
+    # the peer keeps the machine it ran on through a second merge; hebb-mnist-shallow gets the merged run's
+    assert [s["reused_machine"] for s in only_systems] == [report["machine"], "2 cores Elsewhere CPU"]
     assert main(base + ["--systems", "none"]) == 2
     # a report made on another stream is refused
     assert main(base[:-4] + ["--limit", "300", "--systems", "hebb-mnist-shallow", "--reuse", str(first)]) == 2
+
+
+def test_reused_systems_keep_the_machine_they_ran_on():
+    settings = {key: 1 for key in _REUSE_KEYS}
+    previous = dict(settings, machine="M1", command="cmd", systems=[
+        {"name": "a", "correct_bits": ""},                                             # ran in that report
+        {"name": "b", "correct_bits": "", "reused_from": "old"},                       # reused there, unrecorded
+        {"name": "c", "correct_bits": "", "reused_from": "old", "reused_machine": "M0"},
+        {"name": "d", "correct_bits": "", "error": "failed"}])
+    got = {s["name"]: (s["reused_from"], s["reused_machine"]) for s in reusable_results(previous, settings, ["x"])}
+    assert got == {"a": ("cmd", "M1"), "b": ("old", UNRECORDED), "c": ("old", "M0")}
 
 
 def test_partial_reports_after_each_system_are_reusable(data_dir):
