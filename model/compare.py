@@ -374,11 +374,13 @@ def reusable_results(previous: dict[str, Any], current: dict[str, Any], skip: li
             f"{k} ({previous.get(k)!r} vs {current[k]!r})" for k in mismatched))
     # a reused system keeps the command and the machine it ran with: reports are merged across runs,
     # and a later run may be on another host (the "Machine:" line describes only this run's)
-    def machine(s: dict[str, Any]) -> str:   # reports before 2026-11-27 kept no machine per reused system
-        return s.get("reused_machine") or (None if "reused_from" in s else previous.get("machine")) or UNRECORDED
+    def origin(s: dict[str, Any]) -> dict[str, str]:
+        if "reused_from" in s:  # reused there already (reports before 2026-11-27 kept no machine for it)
+            return {"reused_from": s["reused_from"], "reused_machine": s.get("reused_machine") or UNRECORDED}
+        return {"reused_from": previous.get("command", ""), "reused_machine": previous.get("machine") or UNRECORDED}
 
-    return [dict(s, reused_from=s.get("reused_from") or previous.get("command", ""), reused_machine=machine(s))
-            for s in previous["systems"] if s["name"] not in skip and "error" not in s and "correct_bits" in s]
+    return [s | origin(s) for s in previous["systems"]
+            if s["name"] not in skip and "error" not in s and "correct_bits" in s]
 
 
 def compare(data_dir: str, scenario: str, limit: int | None, systems: list[str], seed: int = 0,
@@ -397,6 +399,7 @@ def compare(data_dir: str, scenario: str, limit: int | None, systems: list[str],
     stream = build_stream(load_dataset(data_dir), scenario, limit, seed)
     settings = {"scenario": scenario, "train_samples": len(stream), "test_samples": len(stream.test_labels[:test_limit]),
                 "seed": seed, "slow_limit": slow_limit, "mlp_batch": mlp_batch}
+    machine = machine_description()
     reused: list[dict[str, Any]] = []
     for previous in reuse:
         reused += reusable_results(previous, settings, list(systems) + [r["name"] for r in reused])
@@ -412,7 +415,7 @@ def compare(data_dir: str, scenario: str, limit: int | None, systems: list[str],
         if checkpoint is not None:
             done = [{k: v for k, v in r.items() if k != "correct"}
                     | ({"correct_bits": encode_bits(r["correct"])} if "correct" in r else {}) for r in results]
-            checkpoint({**settings, "complete": False, "command": command, "systems": done})
+            checkpoint({**settings, "complete": False, "command": command, "machine": machine, "systems": done})
     correctness: dict[str, np.ndarray] = {}
     for result, job in zip(results, jobs):
         if "error" in result:
@@ -445,7 +448,7 @@ def compare(data_dir: str, scenario: str, limit: int | None, systems: list[str],
         "window": window,
         "recovery_accuracy": RECOVERY_ACCURACY,
         "drift_at": stream.drift_at,
-        "machine": machine_description(),
+        "machine": machine,
         "command": command,
     }
     return report, correctness, stream

@@ -160,4 +160,5 @@ def test_partial_reports_after_each_system_are_reusable(data_dir):
     settings = {k: report[k] for k in ("scenario", "train_samples", "test_samples", "seed", "slow_limit", "mlp_batch")}
     kept = reusable_results(partial[0], settings, skip=[])
     assert [s["name"] for s in kept] == ["hebb-mnist-shallow"]
+    assert kept[0]["reused_machine"] == report["machine"] != UNRECORDED
     assert kept[0]["test_accuracy"] == report["systems"][0]["test_accuracy"]

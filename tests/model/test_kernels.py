@@ -62,15 +62,16 @@ def test_frozen_forward_matches_reference_and_changes_nothing(stride, in_channel
 
 
 @pytest.mark.parametrize("channels", [5, 8, 16, 64])
-def test_index_input_lists_every_non_zero_in_order(channels):
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])  # the layers' maps are float32; others still work
+def test_index_input_lists_every_non_zero_in_order(channels, dtype):
     rng = np.random.default_rng(channels)
-    X = rng.random((7, 6, channels)).astype(np.float32)
+    X = rng.random((7, 6, channels)).astype(dtype)
     X[X < 0.97] = 0.0  # as sparse as an emission map
     X[0, 0, :3] = [0.5, -0.0, 0.25]  # a negative zero has non-zero bits but is no entry
     X[3, 3, channels - 1] = 1.0  # the last channel of a pixel
     starts = np.empty(7 * 6 + 1, np.int64)
     chans = np.empty(X.size, np.int64)
-    vals = np.empty(X.size, np.float32)
+    vals = np.empty(X.size, dtype)
     kernels.index_input(X, starts, chans, vals)
     for p, (y, x) in enumerate(np.ndindex(7, 6)):
         expected = np.flatnonzero(X[y, x])
