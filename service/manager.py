@@ -225,18 +225,19 @@ class ModelManager:
         if name in self.models:
             raise ModelExists(f"name: model {name!r} already exists", "name")
         try:
-            make_config(preset, config or None)
+            network = make_config(preset, config or None)
         except ValidationError as exc:
             err = exc.errors()[0]
             where = ".".join(str(p) for p in ("config", *err["loc"]))
             raise InvalidInput(f"{where}: {err['msg']}", where) from exc
         except (ValueError, TypeError) as exc:
             raise InvalidInput(f"config: {exc}", "config") from exc
-        record = ModelRecord(name=name, preset=preset, config=dict(config or {}), seed=seed)
+        record = ModelRecord(name=name, preset=preset, config=dict(config or {}), seed=seed,
+                             network=network.model_dump(mode="json"))
         model = self._register(record, ModelStatus.RECOVERING)
         try:
             await self.store.save_model(record)
-            net = await asyncio.to_thread(Network, record.network_config(), seed, preset)
+            net = await asyncio.to_thread(Network, network, seed, preset)
             self.attach(name, net)
         except BaseException:
             self.models.pop(name, None)
