@@ -123,12 +123,10 @@ def compete(score, mode, k, temperature, y, winners):
     """Fill ``y`` (zeros except winners) and ``winners``; return how many winners there are."""
     n_ch = score.shape[0]
     if mode == COMP_HARD:  # only y[winner] is ever read back: no need to clear the rest
-        m = lane_max(score)
-        for j in range(n_ch):
-            if score[j] == m:
-                y[j] = 1.0
-                winners[0] = j
-                return 1
+        j = first_argmax(score)
+        y[j] = 1.0
+        winners[0] = j
+        return 1
     y[:] = 0.0
     if mode == COMP_SOFT:
         m = score.max()
@@ -335,25 +333,23 @@ def lane_sum(a):
 
 
 @nb.njit(**_JIT)
-def lane_max(a):
-    """Maximum of a float32 vector (NaN-free) in eight interleaved partial maxima (max is exact, so
-    the order cannot change the result)."""
-    n = a.shape[0]
-    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = np.float32(-np.inf)
-    m = n - n % 8
-    for j in range(0, m, 8):
-        a0 = max(a0, a[j])
-        a1 = max(a1, a[j + 1])
-        a2 = max(a2, a[j + 2])
-        a3 = max(a3, a[j + 3])
-        a4 = max(a4, a[j + 4])
-        a5 = max(a5, a[j + 5])
-        a6 = max(a6, a[j + 6])
-        a7 = max(a7, a[j + 7])
-    best = max(max(max(a0, a1), max(a2, a3)), max(max(a4, a5), max(a6, a7)))
-    for j in range(m, n):
-        best = max(best, a[j])
-    return best
+def first_argmax(a):
+    """Index of the first maximum of a non-empty, NaN-free float32 vector (−0.0 ties with +0.0).
+
+    One integer max over ``key(a[j])·2³² + (n−1−j)``, where ``key`` maps a float's bits to an
+    integer of the same order: the largest value wins, the lowest index breaks ties. An integer
+    max vectorises without fastmath; a float max followed by a search for it did not (3x slower
+    over 256 scores)."""
+    bits = a.view(np.int32)
+    n = bits.shape[0]
+    best = np.int64(-9223372036854775807) - 1
+    for j in range(n):
+        v = np.int64(bits[j])
+        # non-negative floats order like their bits; a negative one's magnitude bits count down
+        # (and −0.0, bits −2³¹, gets +0.0's key 0)
+        key = v if v >= 0 else np.int64(-2147483648) - v
+        best = max(best, (key << 32) | (n - 1 - j))
+    return n - 1 - (best & 0xFFFFFFFF)
 
 
 @nb.njit(**_JIT)

@@ -61,6 +61,22 @@ def test_frozen_forward_matches_reference_and_changes_nothing(stride, in_channel
     np.testing.assert_array_equal(layer.weights, before)
 
 
+def test_first_argmax_is_numpys_argmax_with_signed_zeros_tied():
+    rng = np.random.default_rng(7)
+    for n in (1, 2, 7, 64, 256, 513):
+        for _ in range(50):
+            a = (rng.standard_normal(n) * rng.choice([1e-30, 1.0, 1e30])).astype(np.float32)
+            if n > 2:  # a tied maximum: the first one wins
+                a[rng.integers(n, size=2)] = a.max()
+            assert kernels.first_argmax(a) == np.argmax(a)
+    # extremes, negative values only, and -0.0 tying with +0.0 (the first of them wins either way)
+    cases = [[-np.inf, -3.0e38, -1.0], [np.float32(3.4e38), np.inf, np.inf], [-2.0, -0.5, -1.0],
+             [-1.0, -0.0, 0.0, -0.0], [-1.0, 0.0, -0.0], [np.float32(1e-45), 0.0], [-0.0, -np.float32(1e-45)]]
+    for case in cases:
+        a = np.array(case, np.float32)
+        assert kernels.first_argmax(a) == np.argmax(a), case
+
+
 @pytest.mark.parametrize("channels", [5, 8, 16, 64])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])  # the layers' maps are float32; others still work
 def test_index_input_lists_every_non_zero_in_order(channels, dtype):
