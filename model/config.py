@@ -122,13 +122,13 @@ class NetworkConfig(_Strict):
 _STROKES = {"channels": 64, "kernel": 5, "pool": 2, "readout_grid": 4, "plasticity": {"consolidation": 10000}}
 
 
-def _three_layers(channels2: int, channels3: int) -> dict[str, Any]:
-    """Strokes, their 3x3 compositions on the pooled map (10x10 positions; readout on a 2x2 grid,
-    consolidated after 1,000 own wins), and compositions of those (3x3; summed for the readout,
-    consolidated after 100)."""
+def _three_layers(channels2: int, channels3: int, pool1: int = 2) -> dict[str, Any]:
+    """Strokes, their 3x3 compositions on the pooled map (10x10 positions with 2x2 pooling;
+    readout on a 2x2 grid, consolidated after 1,000 own wins), and compositions of those (3x3 with
+    2x2 pooling; summed for the readout, consolidated after 100)."""
     return {
         "layers": [
-            _STROKES,
+            {**_STROKES, "pool": pool1},
             {"channels": channels2, "kernel": 3, "pool": 2, "readout_grid": 2, "plasticity": {"consolidation": 1000}},
             {"channels": channels3, "kernel": 3, "pool": 1, "readout_grid": 1, "plasticity": {"consolidation": 100}},
         ],
@@ -148,6 +148,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     # 2026-11-27, slightly more accurate, slower to learn and to predict. Stored model records of
     # that time say "mnist" and resolve to this preset (service/stores/base.py): keep it unchanged
     "mnist-wide": _three_layers(384, 768),
+    # faster prediction: layer 1 max-pooled over 3x3 (an 8x8 map), so layer 2 has 6x6 positions
+    # instead of 10x10 and layer 3 a single one, made 1,024 units wide to keep the accuracy
+    # (3,073 readout features): one pass 98.90 % test (seed 0), prediction ~45 % faster than the
+    # default, prequential 0.14 points lower (docs/benchmarks.md)
+    "mnist-fast": _three_layers(256, 1024, pool1=3),
     # the default's first layer alone (same plasticity, consolidation included), same readout rule
     "mnist-shallow": {"layers": [_STROKES]},
 }

@@ -201,13 +201,22 @@ def test_dead_units_are_counted():
     assert net.stats()["layers"][0]["dead_fraction"] == pytest.approx(8 / 64)
 
 
-def test_small_data_accuracy(mnist):
+@pytest.mark.parametrize("preset", ["mnist", "mnist-fast"])
+def test_small_data_accuracy(mnist, preset):
     """First 10k training samples, one online pass ⇒ ≥ 95% on 2k test samples."""
-    net = Network("mnist", seed=0)
+    net = Network(preset, seed=0)
     net.learn_many(mnist["train_images"][:10_000], mnist["train_labels"][:10_000])
     accuracy = np.mean(net.predict_many(mnist["test_images"][:2000]) == mnist["test_labels"][:2000])
     assert accuracy >= 0.95, accuracy
     assert net.prequential_accuracy > 0.9
+
+
+def test_fast_preset_pools_layer_1_wider_so_deeper_layers_have_fewer_positions():
+    default, fast = Network("mnist"), Network("mnist-fast")
+    assert [layer.out_hw for layer in default.layers] == [(24, 24), (10, 10), (3, 3)]
+    assert [layer.out_hw for layer in fast.layers] == [(24, 24), (6, 6), (1, 1)]
+    assert fast.layers[0].emission_shape == (8, 8, 64) and fast.layers[2].config.channels == 1024
+    assert fast.n_features == 3 * 1024 + 1
 
 
 def test_serving_state_predicts_identically_and_cannot_learn(stream):
