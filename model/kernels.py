@@ -119,14 +119,21 @@ def gather_patch(starts, chans, vals, width, channels, oy, ox, kernel, stride, i
 
 
 @nb.njit(**_JIT)
+def hard_winner(score, y, winners):
+    """Hard WTA: the first best-scoring channel wins (y=1). Only ``y[winner]`` is ever read back,
+    so the rest of ``y`` is not cleared."""
+    j = first_argmax(score)
+    y[j] = 1.0
+    winners[0] = j
+    return 1
+
+
+@nb.njit(**_JIT)
 def compete(score, mode, k, temperature, y, winners):
     """Fill ``y`` (zeros except winners) and ``winners``; return how many winners there are."""
     n_ch = score.shape[0]
-    if mode == COMP_HARD:  # only y[winner] is ever read back: no need to clear the rest
-        j = first_argmax(score)
-        y[j] = 1.0
-        winners[0] = j
-        return 1
+    if mode == COMP_HARD:
+        return hard_winner(score, y, winners)
     y[:] = 0.0
     if mode == COMP_SOFT:
         m = score.max()
@@ -255,6 +262,42 @@ def scatter_dot_products(X, V, kernel, stride, dots, sq_norms, counts):
     dots[:] = 0.0
     sq_norms[:] = 0.0
     counts[:] = 0
+    if stride == 1:
+        # a pixel at column px sits at dx = px - ox in the positions ox = px-dx_hi .. px-dx_lo of a
+        # row: consecutive rows of ``dots``. With the weight rows of each (c, dy) stored in reverse
+        # dx order, their rows are consecutive too, and one flat loop adds them all (a loop per
+        # position and row cost more in set-up than in work: 64-channel rows are 4 vectors)
+        flipped = np.empty((channels, kernel, kernel, n_ch), V.dtype)
+        for dy in range(kernel):
+            for dx in range(kernel):
+                for c in range(channels):
+                    flipped[c, dy, kernel - 1 - dx] = V[(dy * kernel + dx) * channels + c]
+        flat_dots = dots.reshape(dots.shape[0] * n_ch)
+        flat_flipped = flipped.reshape(flipped.size)
+        for py in range(h):
+            for px in range(w):
+                dx_lo = max(0, px - ow + 1)
+                dx_hi = min(kernel - 1, px)
+                for c in range(channels):
+                    v = X[py, px, c]
+                    if v == 0.0:
+                        continue
+                    sq = v * v
+                    for oy in range(max(0, py - kernel + 1), min(oh - 1, py) + 1):
+                        dy = py - oy
+                        p0 = oy * ow + px - dx_hi
+                        rows = dx_hi - dx_lo + 1
+                        w0 = ((c * kernel + dy) * kernel + kernel - 1 - dx_hi) * n_ch
+                        # views indexed by the loop counter: offsets added to it would be checked
+                        # for negative (wrap-around) indices, and the loop would not vectorise
+                        target = flat_dots[p0 * n_ch:(p0 + rows) * n_ch]
+                        source = flat_flipped[w0:w0 + rows * n_ch]
+                        for t in range(target.shape[0]):
+                            target[t] += v * source[t]
+                        for p in range(p0, p0 + rows):
+                            sq_norms[p] += sq
+                            counts[p] += 1
+        return
     for py in range(h):
         for px in range(w):
             for c in range(channels):
@@ -359,6 +402,8 @@ def compete_position(z, norm, theta, mode, k, temperature, score, y, winners):
     inv = np.float32(1.0) / norm
     for j in range(z.shape[0]):
         score[j] = z[j] * inv - theta[j]
+    if mode == COMP_HARD:  # the common case, without the call into compete (~30 ns per position)
+        return hard_winner(score, y, winners)
     return compete(score, mode, k, temperature, y, winners)
 
 
