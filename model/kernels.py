@@ -21,6 +21,7 @@ import numpy as np
 
 from model.rules.instar import instar_update
 from model.rules.oja import oja_update
+from model.simd import LANES, vadd, vload, vmul, vsplat, vstore, vzero
 
 COMP_HARD, COMP_KWTA, COMP_SOFT = 0, 1, 2
 RULE_INSTAR, RULE_OJA = 0, 1
@@ -531,33 +532,67 @@ def layer_forward_chunk(X, V, s, theta, kernel, stride, pool, grid, mode, k, tem
 
 
 @nb.njit(**_JIT)
-def lane_dot(a, b):
-    """``a · b`` in eight interleaved partial sums (fixed order, like :func:`lane_sum`)."""
-    n = a.shape[0]
-    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = np.float32(0.0)
-    m = n - n % 8
-    for j in range(0, m, 8):
-        a0 += a[j] * b[j]
-        a1 += a[j + 1] * b[j + 1]
-        a2 += a[j + 2] * b[j + 2]
-        a3 += a[j + 3] * b[j + 3]
-        a4 += a[j + 4] * b[j + 4]
-        a5 += a[j + 5] * b[j + 5]
-        a6 += a[j + 6] * b[j + 6]
-        a7 += a[j + 7] * b[j + 7]
-    total = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
-    for j in range(m, n):
-        total += a[j] * b[j]
-    return total
+def readout_scores(F, W, out):
+    """``out[n] = F[n] @ W`` for the feature-major weights ``W[d, classes]``.
 
-
-@nb.njit(**_JIT)
-def readout_scores(F, Wt, out):
-    """``out[n] = F[n] @ Wt.T`` for the class-major weights ``Wt[classes, d]``, in a fixed
-    summation order: a sample's scores do not depend on the batch it is scored in."""
-    for n in range(F.shape[0]):
-        for c in range(Wt.shape[0]):
-            out[n, c] = lane_dot(F[n], Wt[c])
+    Sixteen samples at a time share a vector (one per lane), so each weight is read once per
+    block and broadcast; per lane the order is fixed: features of even index summed in order,
+    those of odd index likewise, then the two sums added. A sample's scores therefore do not
+    depend on the batch it is scored in (a short block pads its lanes with zeros). Classes go
+    four at a time: eight independent sums keep the vector units busy."""
+    n, d = F.shape
+    n_cls = W.shape[1]
+    columns = np.zeros(d * LANES, np.float32)  # the block's features, feature-major
+    sums = np.empty(n_cls * LANES, np.float32)
+    pairs = d // 2
+    for n0 in range(0, n, LANES):
+        lanes = min(LANES, n - n0)
+        for i in range(d):
+            for lane in range(lanes):
+                columns[i * LANES + lane] = F[n0 + lane, i]
+            for lane in range(lanes, LANES):
+                columns[i * LANES + lane] = 0.0
+        c = 0
+        while c < n_cls:
+            group = min(4, n_cls - c)
+            if group == 4:
+                e0 = vzero(); e1 = vzero(); e2 = vzero(); e3 = vzero()
+                o0 = vzero(); o1 = vzero(); o2 = vzero(); o3 = vzero()
+                for i in range(pairs):
+                    even = vload(columns, 2 * i * LANES)
+                    odd = vload(columns, (2 * i + 1) * LANES)
+                    e0 = vadd(e0, vmul(even, vsplat(W[2 * i, c])))
+                    e1 = vadd(e1, vmul(even, vsplat(W[2 * i, c + 1])))
+                    e2 = vadd(e2, vmul(even, vsplat(W[2 * i, c + 2])))
+                    e3 = vadd(e3, vmul(even, vsplat(W[2 * i, c + 3])))
+                    o0 = vadd(o0, vmul(odd, vsplat(W[2 * i + 1, c])))
+                    o1 = vadd(o1, vmul(odd, vsplat(W[2 * i + 1, c + 1])))
+                    o2 = vadd(o2, vmul(odd, vsplat(W[2 * i + 1, c + 2])))
+                    o3 = vadd(o3, vmul(odd, vsplat(W[2 * i + 1, c + 3])))
+                if d % 2:
+                    last = vload(columns, (d - 1) * LANES)
+                    e0 = vadd(e0, vmul(last, vsplat(W[d - 1, c])))
+                    e1 = vadd(e1, vmul(last, vsplat(W[d - 1, c + 1])))
+                    e2 = vadd(e2, vmul(last, vsplat(W[d - 1, c + 2])))
+                    e3 = vadd(e3, vmul(last, vsplat(W[d - 1, c + 3])))
+                vstore(sums, c * LANES, vadd(e0, o0))
+                vstore(sums, (c + 1) * LANES, vadd(e1, o1))
+                vstore(sums, (c + 2) * LANES, vadd(e2, o2))
+                vstore(sums, (c + 3) * LANES, vadd(e3, o3))
+            else:  # the same sums, one class at a time
+                for cc in range(c, c + group):
+                    e0 = vzero()
+                    o0 = vzero()
+                    for i in range(pairs):
+                        e0 = vadd(e0, vmul(vload(columns, 2 * i * LANES), vsplat(W[2 * i, cc])))
+                        o0 = vadd(o0, vmul(vload(columns, (2 * i + 1) * LANES), vsplat(W[2 * i + 1, cc])))
+                    if d % 2:
+                        e0 = vadd(e0, vmul(vload(columns, (d - 1) * LANES), vsplat(W[d - 1, cc])))
+                    vstore(sums, cc * LANES, vadd(e0, o0))
+            c += group
+        for lane in range(lanes):
+            for cc in range(n_cls):
+                out[n0 + lane, cc] = sums[cc * LANES + lane]
 
 
 @nb.njit(**_JIT)

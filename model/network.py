@@ -271,8 +271,7 @@ class Snapshot:
     def __init__(self, net: Network, copy: bool = True):
         self._net = net
         self.layers = [layer.frozen(copy) for layer in net.layers]
-        # class-major, as the scoring kernel reads them (a copy either way)
-        self.readout_weights_t = np.ascontiguousarray(net.readout.weights.T)
+        self.readout_weights = net.readout.weights.copy() if copy else net.readout.weights
         self.samples_seen = net.samples_seen
 
     def predict_proba_many(self, X: Any) -> np.ndarray:
@@ -281,7 +280,7 @@ class Snapshot:
 
         def predict_block(start: int) -> None:
             F = self._net._forward_features(batch[start:start + block], self)
-            out[start:start + len(F)] = self._net._proba(self._net.readout.scores(F, weights_t=self.readout_weights_t))
+            out[start:start + len(F)] = self._net._proba(self._net.readout.scores(F, weights=self.readout_weights))
 
         # small batches are split too, so that every core works on them (a block costs a few
         # kernel calls, so not below _MIN_PREDICT_BLOCK samples)

@@ -54,12 +54,12 @@ class LinearReadout:
         self.classes = classes
         self.weights = np.zeros((n_features, classes), np.float32)
 
-    def scores(self, F: np.ndarray, weights_t: np.ndarray | None = None) -> np.ndarray:
+    def scores(self, F: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
         """Class scores ``F @ weights`` by the same kernel that scores prequentially while learning,
-        so a prediction equals the one learning would have made. ``weights_t``: other (e.g. a
-        snapshot's) weights, class-major (``weights.T``, C-contiguous); default the current ones."""
+        so a prediction equals the one learning would have made. ``weights``: other (e.g. a
+        snapshot's) weights ``float32[d, classes]``, C-contiguous; default the current ones."""
         out = np.empty((F.shape[0], self.classes), np.float32)
-        kernels.readout_scores(F, np.ascontiguousarray(self.weights.T) if weights_t is None else weights_t, out)
+        kernels.readout_scores(F, self.weights if weights is None else weights, out)
         return out
 
 
@@ -117,7 +117,6 @@ class StreamingLeastSquares(LinearReadout):
         scores = np.zeros((F.shape[0], self.classes), np.float32)
         start = 0
         while start < F.shape[0]:
-            weights_t = np.ascontiguousarray(self.weights.T)
             # the longest run of samples during which the weights stay fixed
             todo = self.next_solve() - self.labels_seen
             stop = start
@@ -125,7 +124,7 @@ class StreamingLeastSquares(LinearReadout):
                 if labels[stop] >= 0:
                     todo -= 1
                 stop += 1
-            kernels.readout_scores(F[start:stop], weights_t, scores[start:stop])
+            kernels.readout_scores(F[start:stop], self.weights, scores[start:stop])
             for i in range(start, stop):
                 if labels[i] >= 0:
                     self._add(F[i], labels[i])

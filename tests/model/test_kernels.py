@@ -160,7 +160,7 @@ def test_readout_scores_and_delta_rule_match_reference():
     F = rng.random((50, 20)).astype(np.float32)
     W = rng.standard_normal((20, 4)).astype(np.float32)
     out = np.zeros((50, 4), np.float32)
-    kernels.readout_scores(F, np.ascontiguousarray(W.T), out)
+    kernels.readout_scores(F, W, out)
     np.testing.assert_allclose(out, reference.readout_scores(F, W), rtol=1e-5, atol=1e-5)
     labels = rng.integers(-1, 4, 50)
     W1, W2 = W.copy(), W.copy()
@@ -169,6 +169,29 @@ def test_readout_scores_and_delta_rule_match_reference():
     s2 = reference.delta_rule(F, labels, W2, 0.1)
     np.testing.assert_allclose(s1, s2, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(W1, W2, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("d", [1, 2, 7, 64, 301])
+@pytest.mark.parametrize("classes", [1, 3, 4, 10])
+def test_readout_scores_follow_their_documented_order_whatever_the_batch(d, classes):
+    """Per sample and class: even-index features summed in order, odd-index ones likewise, then
+    the two added, in float32 without fused multiply-adds; the same bits in any batch."""
+    rng = np.random.default_rng(d * 100 + classes)
+    F = rng.random((37, d)).astype(np.float32)   # two full 16-sample blocks and a short one
+    W = rng.standard_normal((d, classes)).astype(np.float32)
+    out = np.zeros((37, classes), np.float32)
+    kernels.readout_scores(F, W, out)
+    expected = np.zeros((37, classes), np.float32)
+    for start in (0, 1):
+        partial = np.zeros((37, classes), np.float32)
+        for i in range(start, d, 2):
+            partial = partial + F[:, i:i + 1] * W[i]    # float32 product, then float32 sum
+        expected = partial if start == 0 else expected + partial
+    np.testing.assert_array_equal(out, expected)
+    for a, b in [(0, 1), (5, 21), (16, 37), (30, 37)]:
+        alone = np.zeros((b - a, classes), np.float32)
+        kernels.readout_scores(np.ascontiguousarray(F[a:b]), W, alone)
+        np.testing.assert_array_equal(alone, out[a:b])
 
 
 @pytest.mark.parametrize("forgetting", [1.0, 0.99])
