@@ -21,7 +21,8 @@ import numpy as np
 
 from model.rules.instar import instar_update
 from model.rules.oja import oja_update
-from model.simd import LANES, vadd, vload, vmul, vsplat, vstore, vzero
+from model.simd import (LANES, vadd, vfirst_equal, vhalves_add, vhmax, vload, vmax, vmul, vsplat, vstore, vsub,
+                        vtree_sum, vzero, vzero_half)
 
 COMP_HARD, COMP_KWTA, COMP_SOFT = 0, 1, 2
 RULE_INSTAR, RULE_OJA = 0, 1
@@ -189,6 +190,10 @@ def layer_forward_sample(X, V, s, theta, kernel, stride, pool, grid, mode, k, te
     score = np.empty(n_ch, np.float32)
     y = np.empty(n_ch, np.float32)
     winners = np.empty(n_ch, np.int64)
+    # hard WTA over a multiple of 16 channels runs on vectors (model.simd)
+    vectors = mode == COMP_HARD and n_ch % LANES == 0
+    flat_dots = dots.reshape(dots.size)
+    flat_feats = feats.reshape(feats.size)
     cells = (out_map.shape[0], out_map.shape[1]) if pool_winner else (0, 0)
     cell_score = np.full(cells, -np.inf, np.float32)
     cell_winner = np.full(cells, -1, np.int64)
@@ -216,7 +221,10 @@ def layer_forward_sample(X, V, s, theta, kernel, stride, pool, grid, mode, k, te
                 pos_active[p] = False
                 continue
             pos_active[p] = True
-            if scatter:
+            if scatter and vectors:
+                for b in range(0, n_ch, LANES):
+                    vstore(z, b, vmul(vload(flat_dots, p * n_ch + b), vload(s, b)))
+            elif scatter:
                 for j in range(n_ch):
                     z[j] = dots[p, j] * s[j]
             else:
@@ -224,13 +232,21 @@ def layer_forward_sample(X, V, s, theta, kernel, stride, pool, grid, mode, k, te
             # the per-position steps are inline or small helpers: one call passing the 13 arrays
             # involved cost ~110 ns per position, more than the steps themselves
             n_win = 0
-            if need_competition:  # a last layer that is not learning has no use for its competition
+            if vectors:  # hard WTA and the triangle features, 16 channels at a time, same results
+                winner = hard_position_vectors(z, norm, theta, score, flat_feats, (cy * grid + cx) * n_ch,
+                                               grid > 0, need_competition)
+                if need_competition:
+                    n_win = 1
+                    winners[0] = winner
+                    y[winner] = 1.0
+            elif need_competition:  # a last layer that is not learning has no use for its competition
                 n_win = compete_position(z, norm, theta, mode, k, temperature, score, y, winners)
+            if need_competition:
                 pos_nwin[p] = n_win
                 for w in range(n_win):
                     pos_win[p, w] = winners[w]
                     pos_y[p, w] = y[winners[w]]
-            if grid > 0:
+            if grid > 0 and not vectors:
                 add_triangle_features(z, feats, cy, cx)
             # emission: the competition output, max-pooled for the next layer
             if qy < out_map.shape[0] and qx < out_map.shape[1]:
@@ -406,6 +422,41 @@ def compete_position(z, norm, theta, mode, k, temperature, score, y, winners):
     if mode == COMP_HARD:  # the common case, without the call into compete (~30 ns per position)
         return hard_winner(score, y, winners)
     return compete(score, mode, k, temperature, y, winners)
+
+
+@nb.njit(**_JIT)
+def hard_position_vectors(z, norm, theta, score, flat_feats, cell, features, competition):
+    """:func:`compete_position` (hard WTA) and :func:`add_triangle_features` for one position, 16
+    channels at a time (``len(z)`` a multiple of 16): the same operations in the same order per
+    value, so the same bits. Returns the winner (-1 without ``competition``); the features go to
+    ``flat_feats[cell:cell+len(z)]``."""
+    n_ch = z.shape[0]
+    inv = vsplat(np.float32(1.0) / norm)
+    best = vsplat(np.float32(-np.inf))
+    halves = vzero_half()
+    for b in range(0, n_ch, LANES):
+        zb = vload(z, b)
+        if competition:
+            sb = vsub(vmul(zb, inv), vload(theta, b))
+            vstore(score, b, sb)
+            best = vmax(best, sb)
+        if features:  # lane_sum's eight partial sums take the lanes of each half in turn
+            halves = vhalves_add(halves, zb)
+    winner = -1
+    if competition:
+        m = vhmax(best)
+        for b in range(0, n_ch, LANES):
+            lane = vfirst_equal(vload(score, b), m)
+            if lane < LANES:
+                winner = b + lane
+                break
+    if features:
+        mean = vsplat(vtree_sum(halves) / np.float32(n_ch))
+        zero = vzero()
+        for b in range(0, n_ch, LANES):
+            relu = vmax(vsub(vload(z, b), mean), zero)
+            vstore(flat_feats, cell + b, vadd(vload(flat_feats, cell + b), relu))
+    return winner
 
 
 @nb.njit(**_JIT)

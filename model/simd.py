@@ -8,8 +8,16 @@ scalar IEEE operations written (no fused multiply-add), so results are the same 
 host whatever vector width LLVM lowers ``<16 x float>`` to.
 
 ``vload(a, i)``/``vstore(a, i, v)`` read/write ``a.flat[i:i+16]`` of a C-contiguous float32 array
-(the caller keeps ``i + 16 <= a.size``); ``vzero()``, ``vsplat(x)``, ``vadd``, ``vmul`` are what they
-say.
+(the caller keeps ``i + 16 <= a.size``); ``vzero()``, ``vsplat(x)``, ``vadd``, ``vsub``, ``vmul`` are
+what they say; ``vmax(a, b)`` is ``b > a ? b : a`` per lane, ``vhmax(v)`` the largest lane and
+``vfirst_equal(v, x)`` the first lane equal to ``x`` (16 if none): exact whatever the order, for
+NaN-free values. ``vhalves_add(acc, v)`` adds the two 8-lane halves of ``v`` to the 8-lane ``acc``
+in turn (lanes 0-7, then 8-15) and ``vtree_sum(acc)`` is ``((a0+a1)+(a2+a3))+((a4+a5)+(a6+a7))``:
+together they replay :func:`model.kernels.lane_sum`'s order on a 16-lane vector.
+
+Numba's on-disk cache checks only the source file of each cached function, not the modules it
+calls into: after editing this module (or :mod:`model.rules`), delete the ``*.nbi``/``*.nbc``
+files under ``model/__pycache__`` so the kernels are compiled again.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from numba.extending import intrinsic, models, register_model
 
 LANES = 16
 _VECTOR = ir.VectorType(ir.FloatType(), LANES)
+_HALF = ir.VectorType(ir.FloatType(), LANES // 2)
 
 
 class F32x16(types.Type):
@@ -32,10 +41,26 @@ class F32x16(types.Type):
 f32x16 = F32x16()
 
 
+class F32x8(types.Type):
+    """numba type of a ``<8 x float>`` value."""
+
+    def __init__(self):
+        super().__init__(name="F32x8")
+
+
+f32x8 = F32x8()
+
+
 @register_model(F32x16)
 class _F32x16Model(models.PrimitiveModel):
     def __init__(self, dmm, fe_type):
         super().__init__(dmm, fe_type, _VECTOR)
+
+
+@register_model(F32x8)
+class _F32x8Model(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, _HALF)
 
 
 def _check_float32_array(array) -> None:
@@ -100,3 +125,76 @@ def vmul(typingctx, a, b):
         return builder.fmul(args[0], args[1])
 
     return f32x16(f32x16, f32x16), codegen
+
+
+@intrinsic
+def vsub(typingctx, a, b):
+    def codegen(context, builder, signature, args):
+        return builder.fsub(args[0], args[1])
+
+    return f32x16(f32x16, f32x16), codegen
+
+
+@intrinsic
+def vmax(typingctx, a, b):
+    def codegen(context, builder, signature, args):
+        return builder.select(builder.fcmp_ordered(">", args[1], args[0]), args[1], args[0])
+
+    return f32x16(f32x16, f32x16), codegen
+
+
+def _lane(builder, vector, i):
+    return builder.extract_element(vector, ir.Constant(ir.IntType(32), i))
+
+
+@intrinsic
+def vhmax(typingctx, vector):
+    def codegen(context, builder, signature, args):
+        lanes = [_lane(builder, args[0], i) for i in range(LANES)]
+        while len(lanes) > 1:  # any order gives the same maximum
+            lanes = [builder.select(builder.fcmp_ordered(">", b, a), b, a) for a, b in zip(lanes[::2], lanes[1::2])]
+        return lanes[0]
+
+    return types.float32(f32x16), codegen
+
+
+@intrinsic
+def vfirst_equal(typingctx, vector, value):
+    def codegen(context, builder, signature, args):
+        one = builder.insert_element(ir.Constant(_VECTOR, ir.Undefined), args[1], ir.Constant(ir.IntType(32), 0))
+        splat = builder.shuffle_vector(one, one, ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
+        mask = builder.bitcast(builder.fcmp_ordered("==", args[0], splat), ir.IntType(LANES))
+        first = builder.cttz(mask, ir.Constant(ir.IntType(1), 0))  # 16 when no lane matches
+        return builder.zext(first, ir.IntType(64))
+
+    return types.int64(f32x16, types.float32), codegen
+
+
+@intrinsic
+def vzero_half(typingctx):
+    def codegen(context, builder, signature, args):
+        return ir.Constant(_HALF, [0.0] * (LANES // 2))
+
+    return f32x8(), codegen
+
+
+@intrinsic
+def vhalves_add(typingctx, acc, vector):
+    def codegen(context, builder, signature, args):
+        half = LANES // 2
+        low = builder.shuffle_vector(args[1], args[1], ir.Constant(ir.VectorType(ir.IntType(32), half), list(range(half))))
+        high = builder.shuffle_vector(args[1], args[1],
+                                      ir.Constant(ir.VectorType(ir.IntType(32), half), list(range(half, LANES))))
+        return builder.fadd(builder.fadd(args[0], low), high)
+
+    return f32x8(f32x8, f32x16), codegen
+
+
+@intrinsic
+def vtree_sum(typingctx, acc):
+    def codegen(context, builder, signature, args):
+        a = [_lane(builder, args[0], i) for i in range(LANES // 2)]
+        return builder.fadd(builder.fadd(builder.fadd(a[0], a[1]), builder.fadd(a[2], a[3])),
+                            builder.fadd(builder.fadd(a[4], a[5]), builder.fadd(a[6], a[7])))
+
+    return types.float32(f32x8), codegen

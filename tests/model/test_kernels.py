@@ -77,6 +77,30 @@ def test_first_argmax_is_numpys_argmax_with_signed_zeros_tied():
         assert kernels.first_argmax(a) == np.argmax(a), case
 
 
+@pytest.mark.parametrize("channels", [16, 48])
+@pytest.mark.parametrize("in_channels", [1, 16])  # dense scatter and sparse gather inputs
+def test_vectorised_hard_wta_gives_the_bits_of_the_scalar_path(channels, in_channels):
+    """Hard WTA over a multiple of 16 channels runs on 16-lane vectors; k-WTA with k=1 picks the
+    same winner through the scalar code. Learning and frozen forward must agree bit for bit."""
+    rng = np.random.default_rng(channels + in_channels)
+    X = _images(rng, 8, c=in_channels)
+    X[0] = 0.0          # a blank sample and a sample with one faint pixel
+    X[1] = 0.0
+    X[1, 5, 5, 0] = 0.01
+    results = []
+    for competition in ({"mode": "hard"}, {"mode": "kwta", "k": 1}):
+        cfg = LayerConfig(channels=channels, kernel=3, stride=1, pool=2, readout_grid=2, competition=competition,
+                          plasticity={"lr0": 0.2, "homeostasis": 0.01})
+        layer = CompetitiveLayer(cfg, (12, 12, in_channels), np.random.default_rng(3))
+        learned = layer.learn(X, sample0=0)
+        frozen = layer.forward(X[::-1].copy())
+        results.append((learned, frozen, layer.vectors.copy(), layer.scales.copy(), layer.thresholds.copy(),
+                        layer.wins.copy()))
+    for a, b in zip(*results):
+        for x, y in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
+            np.testing.assert_array_equal(x, y)
+
+
 @pytest.mark.parametrize("channels", [5, 8, 16, 64])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])  # the layers' maps are float32; others still work
 def test_index_input_lists_every_non_zero_in_order(channels, dtype):
