@@ -150,10 +150,16 @@ def _lane(builder, vector, i):
 @intrinsic
 def vhmax(typingctx, vector):
     def codegen(context, builder, signature, args):
-        lanes = [_lane(builder, args[0], i) for i in range(LANES)]
-        while len(lanes) > 1:  # any order gives the same maximum
-            lanes = [builder.select(builder.fcmp_ordered(">", b, a), b, a) for a, b in zip(lanes[::2], lanes[1::2])]
-        return lanes[0]
+        # fold the upper half onto the lower one until a lane is left (any order gives the same
+        # maximum; shuffles keep it in vector registers)
+        v = args[0]
+        width = LANES // 2
+        while width >= 1:
+            upper = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(ir.IntType(32), LANES),
+                                                             [(i + width) % LANES for i in range(LANES)]))
+            v = builder.select(builder.fcmp_ordered(">", upper, v), upper, v)
+            width //= 2
+        return _lane(builder, v, 0)
 
     return types.float32(f32x16), codegen
 
