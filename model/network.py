@@ -28,7 +28,7 @@ from model.drift import DriftDetector, GuardedReadout
 from model.layers import CompetitiveLayer
 from model.readout import make_readout
 from model.state import StateError, digest_state, load_state, pack_state
-from model.validation import as_float_samples, as_label_array, as_sample_batch, checked_samples
+from model.validation import as_label_array, as_sample_batch
 
 # samples per kernel call: large enough to amortise the call, small enough for the cache
 _CHUNK = 128
@@ -275,13 +275,11 @@ class Snapshot:
         self.samples_seen = net.samples_seen
 
     def predict_proba_many(self, X: Any) -> np.ndarray:
-        # checked here, converted to float block by block on the worker threads (converting a
-        # large batch up front cost ~4 % of the whole prediction, page faults included)
-        batch = checked_samples(X, self._net.config.input_shape)
+        batch = as_sample_batch(X, self._net.config.input_shape)
         out = np.empty((len(batch), self._net.config.classes), np.float32)
 
         def predict_block(start: int) -> None:
-            F = self._net._forward_features(as_float_samples(batch[start:start + block]), self)
+            F = self._net._forward_features(batch[start:start + block], self)
             out[start:start + len(F)] = self._net._proba(self._net.readout.scores(F, weights=self.readout_weights))
 
         # small batches are split too, so that every core works on them (a block costs a few

@@ -20,13 +20,6 @@ def as_sample_batch(X: Any, input_shape: tuple[int, int, int]) -> np.ndarray:
     ...
     ValueError: each sample must have 784 values (shape (28, 28, 1)); got shape (5,)
     """
-    return as_float_samples(checked_samples(X, input_shape))
-
-
-def checked_samples(X: Any, input_shape: tuple[int, int, int]) -> np.ndarray:
-    """``X`` checked like :func:`as_sample_batch` and shaped ``[N, H, W, C]``, still in its own
-    dtype (uint8 or float): :func:`as_float_samples` converts it, e.g. block by block on the
-    threads that use it."""
     if isinstance(X, np.ndarray):
         arr = X
     else:
@@ -42,21 +35,17 @@ def checked_samples(X: Any, input_shape: tuple[int, int, int]) -> np.ndarray:
     allowed = {(size,), (h, w, c)} | ({(h, w)} if c == 1 else set())
     if sample_shape not in allowed:
         raise ValueError(f"each sample must have {size} values (shape {input_shape}); got shape {sample_shape}")
-    if arr.dtype.kind == "f":
+    if arr.dtype == np.uint8:
+        out = arr.astype(np.float32) / np.float32(255.0)
+    elif arr.dtype.kind == "f":
         if not np.all(np.isfinite(arr)):
             raise ValueError("samples contain NaN or infinite values")
         if arr.size and (arr.min() < 0.0 or arr.max() > 1.0):
             raise ValueError("float samples must lie in [0, 1] (send uint8 pixels for 0-255)")
-    elif arr.dtype != np.uint8:
+        out = arr.astype(np.float32)
+    else:
         raise ValueError(f"samples must be uint8 pixels or floats in [0, 1], got dtype {arr.dtype}")
-    return arr.reshape(len(arr), h, w, c)
-
-
-def as_float_samples(arr: np.ndarray) -> np.ndarray:
-    """C-contiguous ``float32`` samples in [0, 1] from :func:`checked_samples`' output."""
-    if arr.dtype == np.uint8:
-        return np.ascontiguousarray(arr.astype(np.float32) / np.float32(255.0))
-    return np.ascontiguousarray(arr, dtype=np.float32)
+    return np.ascontiguousarray(out.reshape(len(arr), h, w, c))
 
 
 def as_label_array(y: Any, n: int, classes: int) -> np.ndarray:
