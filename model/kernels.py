@@ -131,11 +131,10 @@ def hard_winner(score, y, winners):
 
 
 @nb.njit(**_JIT)
-def compete(score, mode, k, temperature, y, winners):
-    """Fill ``y`` (zeros except winners) and ``winners``; return how many winners there are."""
+def compete_several(score, mode, k, temperature, y, winners):
+    """k-WTA or soft-WTA: fill ``y`` (zeros except winners) and ``winners``; return how many
+    winners there are (hard WTA is :func:`hard_winner`)."""
     n_ch = score.shape[0]
-    if mode == COMP_HARD:
-        return hard_winner(score, y, winners)
     y[:] = 0.0
     if mode == COMP_SOFT:
         m = score.max()
@@ -419,9 +418,9 @@ def compete_position(z, norm, theta, mode, k, temperature, score, y, winners):
     inv = np.float32(1.0) / norm
     for j in range(z.shape[0]):
         score[j] = z[j] * inv - theta[j]
-    if mode == COMP_HARD:  # the common case, without the call into compete (~30 ns per position)
+    if mode == COMP_HARD:
         return hard_winner(score, y, winners)
-    return compete(score, mode, k, temperature, y, winners)
+    return compete_several(score, mode, k, temperature, y, winners)
 
 
 @nb.njit(**_JIT)
@@ -450,6 +449,8 @@ def hard_position_vectors(z, norm, theta, score, flat_feats, cell, features, com
             if lane < LANES:
                 winner = b + lane
                 break
+        if winner < 0:  # NaN scores (a zero norm with min_input_norm 0): what the scalar path picks
+            winner = first_argmax(score)
     if features:
         mean = vsplat(vtree_sum(halves) / np.float32(n_ch))
         zero = vzero()

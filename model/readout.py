@@ -55,9 +55,11 @@ class LinearReadout:
         self.weights = np.zeros((n_features, classes), np.float32)
 
     def scores(self, F: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-        """Class scores ``F @ weights`` by the same kernel that scores prequentially while learning,
-        so a prediction equals the one learning would have made. ``weights``: other (e.g. a
-        snapshot's) weights ``float32[d, classes]``, C-contiguous; default the current ones."""
+        """Class scores ``F @ weights`` by :func:`model.kernels.readout_scores`, the kernel that
+        also scores prequentially while streaming least squares learns, so its predictions equal
+        the ones learning would have made (the delta rule scores in its own update kernel).
+        ``weights``: other (e.g. a snapshot's) weights ``float32[d, classes]``; default the current
+        ones."""
         out = np.empty((F.shape[0], self.classes), np.float32)
         kernels.readout_scores(F, self.weights if weights is None else weights, out)
         return out

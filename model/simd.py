@@ -63,6 +63,11 @@ class _F32x8Model(models.PrimitiveModel):
         super().__init__(dmm, fe_type, _HALF)
 
 
+def _check_float32(value) -> None:
+    if value != types.float32:  # numba would otherwise round a float64 silently
+        raise TypeError(f"simd needs a float32 value, got {value}")
+
+
 def _check_float32_array(array) -> None:
     if not (isinstance(array, types.Array) and array.dtype == types.float32 and array.layout == "C"):
         raise TypeError(f"simd needs a C-contiguous float32 array, got {array}")
@@ -104,6 +109,8 @@ def vzero(typingctx):
 
 @intrinsic
 def vsplat(typingctx, value):
+    _check_float32(value)
+
     def codegen(context, builder, signature, args):
         one = builder.insert_element(ir.Constant(_VECTOR, ir.Undefined), args[0], ir.Constant(ir.IntType(32), 0))
         return builder.shuffle_vector(one, one, ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
@@ -166,6 +173,8 @@ def vhmax(typingctx, vector):
 
 @intrinsic
 def vfirst_equal(typingctx, vector, value):
+    _check_float32(value)
+
     def codegen(context, builder, signature, args):
         one = builder.insert_element(ir.Constant(_VECTOR, ir.Undefined), args[1], ir.Constant(ir.IntType(32), 0))
         splat = builder.shuffle_vector(one, one, ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))

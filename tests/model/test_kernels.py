@@ -99,6 +99,44 @@ def test_vectorised_hard_wta_gives_the_bits_of_the_scalar_path(channels, in_chan
     for a, b in zip(*results):
         for x, y in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
             np.testing.assert_array_equal(x, y)
+    # a last layer that emits nothing computes its features only (no competition)
+    features = []
+    for competition in ({"mode": "hard"}, {"mode": "kwta", "k": 1}):
+        cfg = LayerConfig(channels=channels, kernel=3, stride=1, pool=2, readout_grid=2, competition=competition)
+        layer = CompetitiveLayer(cfg, (12, 12, in_channels), np.random.default_rng(4), emits=False)
+        features.append(layer.forward(X)[1])
+    np.testing.assert_array_equal(features[0], features[1])
+    assert features[0].any()
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("kernel", [3, 5])
+def test_stride_1_scatter_adds_each_positions_entries_in_patch_order(channels, kernel):
+    """The stride-1 scatter's flat loops over flipped weight rows against the plain definition: per
+    position, ``sum += v·w`` over the patch's non-zero entries in (dy, dx, c) order, in float32."""
+    rng = np.random.default_rng(kernel * 10 + channels)
+    X = _images(rng, 1, h=11, w=9, c=channels)[0]
+    V = rng.standard_normal((kernel * kernel * channels, 16)).astype(np.float32)
+    oh, ow = 11 - kernel + 1, 9 - kernel + 1
+    dots = np.empty((oh * ow, 16), np.float32)
+    sq_norms = np.empty(oh * ow)
+    counts = np.empty(oh * ow, np.int64)
+    kernels.scatter_dot_products(X, V, kernel, 1, dots, sq_norms, counts)
+    for oy in range(oh):
+        for ox in range(ow):
+            expected = np.zeros(16, np.float32)
+            sq, n = 0.0, 0
+            for dy in range(kernel):
+                for dx in range(kernel):
+                    for c in range(channels):
+                        v = X[oy + dy, ox + dx, c]
+                        if v != 0.0:
+                            expected = expected + v * V[(dy * kernel + dx) * channels + c]
+                            sq += float(np.float32(v * v))
+                            n += 1
+            p = oy * ow + ox
+            np.testing.assert_array_equal(dots[p], expected)
+            assert sq_norms[p] == sq and counts[p] == n
 
 
 @pytest.mark.parametrize("channels", [5, 8, 16, 64])
@@ -243,3 +281,22 @@ def test_readout_predictions_use_weights_fixed_between_solves():
     assert np.all(scores[:100] == 0)  # nothing solved before the first 100 labels
     assert np.any(scores[100:200] != 0)
     assert readout.solves == 3
+
+
+def test_simd_vectors_take_float32_only():
+    """A float64 would be rounded to float32 silently; the intrinsics refuse it when compiling."""
+    import numba
+
+    from model.simd import vsplat, vstore
+
+    @numba.njit
+    def splat(out, value):
+        vstore(out, 0, vsplat(value))
+
+    out = np.zeros(16, np.float32)
+    splat(out, np.float32(0.5))
+    np.testing.assert_array_equal(out, np.full(16, 0.5, np.float32))
+    with pytest.raises((TypeError, numba.core.errors.TypingError), match="float32"):
+        splat(out, 0.5)
+    with pytest.raises((TypeError, numba.core.errors.TypingError), match="float32"):
+        splat(np.zeros(16), np.float32(0.5))
