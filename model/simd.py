@@ -107,39 +107,40 @@ def vzero(typingctx):
     return f32x16(), codegen
 
 
+def _shuffle_mask(lanes: list[int]) -> ir.Constant:
+    return ir.Constant(ir.VectorType(ir.IntType(32), len(lanes)), lanes)
+
+
+def _splat(builder, value):
+    one = builder.insert_element(ir.Constant(_VECTOR, ir.Undefined), value, ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(one, one, _shuffle_mask([0] * LANES))
+
+
 @intrinsic
 def vsplat(typingctx, value):
     _check_float32(value)
 
     def codegen(context, builder, signature, args):
-        one = builder.insert_element(ir.Constant(_VECTOR, ir.Undefined), args[0], ir.Constant(ir.IntType(32), 0))
-        return builder.shuffle_vector(one, one, ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
+        return _splat(builder, args[0])
 
     return f32x16(types.float32), codegen
 
 
-@intrinsic
-def vadd(typingctx, a, b):
-    def codegen(context, builder, signature, args):
-        return builder.fadd(args[0], args[1])
+def _lanewise(operation: str):
+    """A lane-by-lane ``<16 x float>`` operation, ``operation`` naming the IR builder's method."""
 
-    return f32x16(f32x16, f32x16), codegen
+    def typer(typingctx, a, b):
+        def codegen(context, builder, signature, args):
+            return getattr(builder, operation)(args[0], args[1])
 
+        return f32x16(f32x16, f32x16), codegen
 
-@intrinsic
-def vmul(typingctx, a, b):
-    def codegen(context, builder, signature, args):
-        return builder.fmul(args[0], args[1])
-
-    return f32x16(f32x16, f32x16), codegen
+    return intrinsic(typer)
 
 
-@intrinsic
-def vsub(typingctx, a, b):
-    def codegen(context, builder, signature, args):
-        return builder.fsub(args[0], args[1])
-
-    return f32x16(f32x16, f32x16), codegen
+vadd = _lanewise("fadd")
+vsub = _lanewise("fsub")
+vmul = _lanewise("fmul")
 
 
 @intrinsic
@@ -162,8 +163,7 @@ def vhmax(typingctx, vector):
         v = args[0]
         width = LANES // 2
         while width >= 1:
-            upper = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(ir.IntType(32), LANES),
-                                                             [(i + width) % LANES for i in range(LANES)]))
+            upper = builder.shuffle_vector(v, v, _shuffle_mask([(i + width) % LANES for i in range(LANES)]))
             v = builder.select(builder.fcmp_ordered(">", upper, v), upper, v)
             width //= 2
         return _lane(builder, v, 0)
@@ -176,9 +176,7 @@ def vfirst_equal(typingctx, vector, value):
     _check_float32(value)
 
     def codegen(context, builder, signature, args):
-        one = builder.insert_element(ir.Constant(_VECTOR, ir.Undefined), args[1], ir.Constant(ir.IntType(32), 0))
-        splat = builder.shuffle_vector(one, one, ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
-        mask = builder.bitcast(builder.fcmp_ordered("==", args[0], splat), ir.IntType(LANES))
+        mask = builder.bitcast(builder.fcmp_ordered("==", args[0], _splat(builder, args[1])), ir.IntType(LANES))
         first = builder.cttz(mask, ir.Constant(ir.IntType(1), 0))  # 16 when no lane matches
         return builder.zext(first, ir.IntType(64))
 
@@ -197,9 +195,8 @@ def vzero_half(typingctx):
 def vhalves_add(typingctx, acc, vector):
     def codegen(context, builder, signature, args):
         half = LANES // 2
-        low = builder.shuffle_vector(args[1], args[1], ir.Constant(ir.VectorType(ir.IntType(32), half), list(range(half))))
-        high = builder.shuffle_vector(args[1], args[1],
-                                      ir.Constant(ir.VectorType(ir.IntType(32), half), list(range(half, LANES))))
+        low = builder.shuffle_vector(args[1], args[1], _shuffle_mask(list(range(half))))
+        high = builder.shuffle_vector(args[1], args[1], _shuffle_mask(list(range(half, LANES))))
         return builder.fadd(builder.fadd(args[0], low), high)
 
     return f32x8(f32x8, f32x16), codegen
