@@ -20,8 +20,9 @@ import numba as nb
 import numpy as np
 
 from model.rules.instar import instar_update
+from model.nrt import unowned
 from model.rules.oja import oja_update
-from model.simd import (LANES, vadd, vfirst_equal, vhalves_add, vhmax, vload, vmax, vmul, vsplat, vstore, vsub,
+from model.simd import (LANES, lowest_bit, nonzero_lanes, vadd, vfirst_equal, vhalves_add, vhmax, vload, vmax, vmul, vsplat, vstore, vsub,
                         vtree_sum, vzero, vzero_half)
 
 COMP_HARD, COMP_KWTA, COMP_SOFT = 0, 1, 2
@@ -40,27 +41,33 @@ def index_input(X, starts, chans, vals):
     that gathering a patch costs O(its non-zeros), not O(its size)."""
     h, w, channels = X.shape
     flat = np.ascontiguousarray(X).reshape(h * w * channels)
-    # emission maps are ~97 % zeros: test 8 float32 channels at once through their bits (four
-    # 64-bit words; a -0.0 passes this test and fails the exact one below), 2.6-3.8x faster than
-    # testing every value
-    grouped = channels % 8 == 0 and X.itemsize == 4
-    words = flat[:flat.shape[0] - flat.shape[0] % 2].view(np.uint64)
     n = 0
+    if channels % LANES == 0:
+        # emission maps are ~97 % zeros: one vector compare per 16 channels, then a loop over the
+        # non-zeros only (a test per value, or per 8 values, cost 3-4x more)
+        for p in range(h * w):
+            starts[p] = n
+            base = p * channels
+            for c0 in range(0, channels, LANES):
+                mask = nonzero_lanes(flat, base + c0)
+                while mask != 0:
+                    c = c0 + lowest_bit(mask)
+                    chans[n] = c
+                    vals[n] = flat[base + c]
+                    n += 1
+                    mask &= mask - 1
+        starts[h * w] = n
+        return
     for p in range(h * w):
         starts[p] = n
         base = p * channels
-        for c0 in range(0, channels, 8):
-            if grouped:
-                i = (base + c0) // 2
-                if (words[i] | words[i + 1]) | (words[i + 2] | words[i + 3]) == 0:
-                    continue
-            for c in range(c0, min(c0 + 8, channels)):
-                # branch-free compaction: always write, advance only past a non-zero (a branch on
-                # the data would mispredict at every stroke edge)
-                v = flat[base + c]
-                chans[n] = c
-                vals[n] = v
-                n += v != 0.0
+        for c in range(channels):
+            # branch-free compaction: always write, advance only past a non-zero (a branch on
+            # the data would mispredict at every stroke edge)
+            v = flat[base + c]
+            chans[n] = c
+            vals[n] = v
+            n += v != 0.0
     starts[h * w] = n
 
 
@@ -162,17 +169,18 @@ def compete_several(score, mode, k, temperature, y, winners):
 
 @nb.njit(**_JIT)
 def layer_forward_sample(X, V, s, theta, kernel, stride, pool, grid, mode, k, temperature, min_norm, pool_winner,
-                         out_map, feats, pos_active, pos_y, pos_win, pos_nwin, starts, chans, vals, dots, sq_norms,
-                         counts, compete_all):
+                         out_map, feats, scratch, compete_all):
     """Forward one sample through one layer with frozen weights.
 
     Writes the pooled emission map ``out_map[PH, PW, K]`` (the max of the competition outputs over
     a pooling cell, or with ``pool_winner`` only its best-scoring winner), the sum-pooled triangle features
-    ``feats[G, G, K]`` and, per output position, the competition result (used by the learner;
-    skipped when ``compete_all`` is false and nobody reads the emission). ``dots``, ``sq_norms``
-    and ``counts`` (one row per position) are scratch space.
+    ``feats[G, G, K]`` and, per output position, the competition result into ``scratch`` (see
+    :func:`forward_scratch`; used by the learner, skipped when ``compete_all`` is false and nobody
+    reads the emission).
     """
-    n_in, n_ch = V.shape
+    (pos_active, pos_y, pos_win, pos_nwin, starts, chans, vals, dots, sq_norms, counts, idx, val, z, score, y,
+     winners, cell_score, cell_winner, cell_y) = scratch
+    n_ch = V.shape[1]
     scatter = X.shape[2] <= DENSE_GATHER_CHANNELS
     if scatter:
         scatter_dot_products(X, V, kernel, stride, dots, sq_norms, counts)
@@ -183,20 +191,14 @@ def layer_forward_sample(X, V, s, theta, kernel, stride, pool, grid, mode, k, te
     ow = (X.shape[1] - kernel) // stride + 1
     out_map[:] = 0.0
     feats[:] = 0.0
-    idx = np.empty(n_in, np.int64)
-    val = np.empty(n_in, np.float32)
-    z = np.empty(n_ch, np.float32)
-    score = np.empty(n_ch, np.float32)
-    y = np.empty(n_ch, np.float32)
-    winners = np.empty(n_ch, np.int64)
     # hard WTA over a multiple of 16 channels runs on vectors (model.simd)
     vectors = mode == COMP_HARD and n_ch % LANES == 0
     flat_dots = dots.reshape(dots.size)
     flat_feats = feats.reshape(feats.size)
-    cells = (out_map.shape[0], out_map.shape[1]) if pool_winner else (0, 0)
-    cell_score = np.full(cells, -np.inf, np.float32)
-    cell_winner = np.full(cells, -1, np.int64)
-    cell_y = np.zeros(cells, np.float32)
+    if pool_winner:
+        cell_score[:] = -np.inf
+        cell_winner[:] = -1
+        cell_y[:] = 0.0
     # grid and pooling cells follow the position incrementally: no integer division per position
     for oy in range(oh):
         cy = oy * grid // oh
@@ -256,8 +258,8 @@ def layer_forward_sample(X, V, s, theta, kernel, stride, pool, grid, mode, k, te
                             cell_score[qy, qx] = score[j]
                             cell_winner[qy, qx] = j
                             cell_y[qy, qx] = y[j]
-                    elif y[j] > out_map[qy, qx, j]:
-                        out_map[qy, qx, j] = y[j]
+                    else:  # branch-free: whether the cell already holds j is data-dependent
+                        out_map[qy, qx, j] = max(out_map[qy, qx, j], y[j])
     if pool_winner:
         for qy in range(cell_winner.shape[0]):
             for qx in range(cell_winner.shape[1]):
@@ -290,6 +292,7 @@ def scatter_dot_products(X, V, kernel, stride, dots, sq_norms, counts):
                     flipped[c, dy, kernel - 1 - dx] = V[(dy * kernel + dx) * channels + c]
         flat_dots = dots.reshape(dots.shape[0] * n_ch)
         flat_flipped = flipped.reshape(flipped.size)
+        whole_vectors = n_ch % LANES == 0
         for py in range(h):
             for px in range(w):
                 dx_lo = max(0, px - ow + 1)
@@ -304,12 +307,18 @@ def scatter_dot_products(X, V, kernel, stride, dots, sq_norms, counts):
                         p0 = oy * ow + px - dx_hi
                         rows = dx_hi - dx_lo + 1
                         w0 = ((c * kernel + dy) * kernel + kernel - 1 - dx_hi) * n_ch
-                        # views indexed by the loop counter: offsets added to it would be checked
-                        # for negative (wrap-around) indices, and the loop would not vectorise
-                        target = flat_dots[p0 * n_ch:(p0 + rows) * n_ch]
-                        source = flat_flipped[w0:w0 + rows * n_ch]
-                        for t in range(target.shape[0]):
-                            target[t] += v * source[t]
+                        if whole_vectors:  # explicit 16-lane vectors: LLVM would pick 8 on AVX-512 hosts
+                            splat = vsplat(v)
+                            t0 = p0 * n_ch
+                            for t in range(0, rows * n_ch, LANES):
+                                vstore(flat_dots, t0 + t, vadd(vload(flat_dots, t0 + t), vmul(splat, vload(flat_flipped, w0 + t))))
+                        else:
+                            # views indexed by the loop counter: offsets added to it would be checked
+                            # for negative (wrap-around) indices, and the loop would not vectorise
+                            target = flat_dots[p0 * n_ch:(p0 + rows) * n_ch]
+                            source = flat_flipped[w0:w0 + rows * n_ch]
+                            for t in range(target.shape[0]):
+                                target[t] += v * source[t]
                         for p in range(p0, p0 + rows):
                             sq_norms[p] += sq
                             counts[p] += 1
@@ -444,12 +453,13 @@ def hard_position_vectors(z, norm, theta, score, flat_feats, cell, features, com
     winner = -1
     if competition:
         m = vhmax(best)
+        # the lowest matching index, without a branch per block (which block holds the maximum
+        # is data-dependent: a branch on it mispredicted at most positions)
+        winner = n_ch
         for b in range(0, n_ch, LANES):
             lane = vfirst_equal(vload(score, b), m)
-            if lane < LANES:
-                winner = b + lane
-                break
-        if winner < 0:  # NaN scores (a zero norm with min_input_norm 0): what the scalar path picks
+            winner = min(winner, b + lane if lane < LANES else n_ch)
+        if winner == n_ch:  # NaN scores (a zero norm with min_input_norm 0): what the scalar path picks
             winner = first_argmax(score)
     if features:
         mean = vsplat(vtree_sum(halves) / np.float32(n_ch))
@@ -481,19 +491,19 @@ def plasticity_left(wins, consolidation):
 
 @nb.njit(**_JIT)
 def layer_learn_sample(X, V, s, q, theta, wins, last_win, sample_index, kernel, stride, rule,
-                       lr0, lr_halflife, lr_min, homeostasis, consolidation, pos_active, pos_y, pos_win, pos_nwin,
-                       starts, chans, vals):
+                       lr0, lr_halflife, lr_min, homeostasis, consolidation, scratch):
     """Apply the local updates of one sample, position by position, to the winners only.
 
     With ``consolidation > 0`` a unit's rate and threshold steps are scaled by
     ``max(0, 1 − wins/consolidation)``: once it has won that often it is consolidated, its weights
     and threshold no longer change (it still competes and counts its wins), and a position whose
     winners are all consolidated costs nothing here.
-    ``starts/chans/vals`` must index ``X`` (built by the forward pass of the same sample)."""
-    n_in, n_ch = V.shape
+    ``scratch`` holds the forward pass of the same sample (its competition and, for inputs with
+    many channels, its index of ``X``)."""
+    pos_active, pos_y, pos_win, pos_nwin, starts, chans, vals = scratch[:7]
+    idx, val = scratch[10], scratch[11]
+    n_ch = V.shape[1]
     ow = (X.shape[1] - kernel) // stride + 1
-    idx = np.empty(n_in, np.int64)
-    val = np.empty(n_in, np.float32)
     decay = np.float32(homeostasis / n_ch)
     n_active = 0
     for p in range(pos_active.shape[0]):
@@ -542,45 +552,53 @@ def layer_learn_sample(X, V, s, q, theta, wins, last_win, sample_index, kernel, 
 
 
 @nb.njit(**_JIT)
-def forward_scratch(X, kernel, stride, n_ch, mode, k):
-    """The per-sample scratch arrays of :func:`layer_forward_sample` for inputs shaped like ``X[0]``
-    (allocated once per chunk: some are large enough that a fresh allocation per sample shows)."""
+def forward_scratch(X, kernel, stride, n_in, n_ch, mode, k, cells):
+    """The scratch arrays of :func:`layer_forward_sample` and :func:`layer_learn_sample` for inputs
+    shaped like ``X[0]``, allocated once per chunk: per position (active, winners' outputs,
+    winners, their count), the sparse index of the input (starts, channels, values), per position
+    the dot products, squared norms and non-zero counts, one patch (indices, values), per channel
+    (dot products, scores, outputs, winners) and per pooling cell (``cells``: best score, winner,
+    output; for ``pool_mode="winner"``)."""
     n_pos = ((X.shape[1] - kernel) // stride + 1) * ((X.shape[2] - kernel) // stride + 1)
     max_win = n_ch if mode == COMP_SOFT else (1 if mode == COMP_HARD else min(k, n_ch))
     n_pix = X.shape[1] * X.shape[2]
     return (np.zeros(n_pos, np.bool_), np.zeros((n_pos, max_win), np.float32), np.zeros((n_pos, max_win), np.int64),
             np.zeros(n_pos, np.int64), np.empty(n_pix + 1, np.int64), np.empty(n_pix * X.shape[3], np.int64),
             np.empty(n_pix * X.shape[3], np.float32), np.empty((n_pos, n_ch), np.float32), np.empty(n_pos, np.float64),
-            np.empty(n_pos, np.int64))
+            np.empty(n_pos, np.int64), np.empty(n_in, np.int64), np.empty(n_in, np.float32),
+            np.empty(n_ch, np.float32), np.empty(n_ch, np.float32), np.zeros(n_ch, np.float32),
+            np.empty(n_ch, np.int64), np.empty(cells, np.float32), np.empty(cells, np.int64), np.empty(cells, np.float32))
 
 
 @nb.njit(**_JIT)
 def layer_learn_chunk(X, V, s, q, theta, wins, last_win, sample0, kernel, stride, pool, grid, mode, k,
                       temperature, min_norm, pool_winner, rule, lr0, lr_halflife, lr_min, homeostasis, consolidation,
-                      out_maps, feats):
-    """Run samples ``X[n]`` through one layer in order: forward (prequential), then learn."""
-    pos_active, pos_y, pos_win, pos_nwin, starts, chans, vals, dots, sq_norms, counts = forward_scratch(
-        X, kernel, stride, V.shape[1], mode, k)
+                      out_maps, feats, scratch):
+    """Run samples ``X[n]`` through one layer in order: forward (prequential), then learn.
+    ``scratch`` is :func:`forward_scratch`'s, kept alive by the caller."""
+    # unowned views (model.nrt): the caller's references keep the arrays alive during the call
+    X, V, s, q, theta, wins, last_win, out_maps, feats = unowned((X, V, s, q, theta, wins, last_win, out_maps, feats))
+    scratch = unowned(scratch)
     for n in range(X.shape[0]):
         layer_forward_sample(X[n], V, s, theta, kernel, stride, pool, grid, mode, k, temperature,
-                             min_norm, pool_winner, out_maps[n], feats[n], pos_active, pos_y, pos_win, pos_nwin,
-                             starts, chans, vals, dots, sq_norms, counts, True)
+                             min_norm, pool_winner, out_maps[n], feats[n], scratch, True)
         layer_learn_sample(X[n], V, s, q, theta, wins, last_win, sample0 + n, kernel, stride, rule,
-                           lr0, lr_halflife, lr_min, homeostasis, consolidation, pos_active, pos_y, pos_win,
-                           pos_nwin, starts, chans, vals)
+                           lr0, lr_halflife, lr_min, homeostasis, consolidation, scratch)
 
 
 @nb.njit(**_JIT)
 def layer_forward_chunk(X, V, s, theta, kernel, stride, pool, grid, mode, k, temperature, min_norm, pool_winner,
-                        out_maps, feats):
+                        out_maps, feats, scratch):
     """Forward samples ``X[n]`` through one layer with frozen weights (callers run several
-    chunks on threads at once: the kernel holds no GIL and writes only its own outputs)."""
-    pos_active, pos_y, pos_win, pos_nwin, starts, chans, vals, dots, sq_norms, counts = forward_scratch(
-        X, kernel, stride, V.shape[1], mode, k)
+    chunks on threads at once: the kernel holds no GIL and writes only its own outputs).
+    ``scratch`` is :func:`forward_scratch`'s, kept alive by the caller."""
+    # unowned views (model.nrt): shared by the threads, the weights' reference counts would be
+    # contended atomics; the caller's references keep the arrays alive during the call
+    X, V, s, theta, out_maps, feats = unowned((X, V, s, theta, out_maps, feats))
+    scratch = unowned(scratch)
     for n in range(X.shape[0]):
         layer_forward_sample(X[n], V, s, theta, kernel, stride, pool, grid, mode, k, temperature,
-                             min_norm, pool_winner, out_maps[n], feats[n], pos_active, pos_y, pos_win, pos_nwin,
-                             starts, chans, vals, dots, sq_norms, counts, False)
+                             min_norm, pool_winner, out_maps[n], feats[n], scratch, False)
 
 
 @nb.njit(**_JIT)

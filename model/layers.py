@@ -56,6 +56,14 @@ class CompetitiveLayer:
         # uninitialised: the kernels clear each sample's maps before writing them
         return (np.empty((n, *self._emit_shape), np.float32), np.empty((n, *self.feature_shape), np.float32))
 
+    def _scratch(self, X: np.ndarray) -> tuple:
+        # allocated here, not in the kernel: the kernels work on unowned views (model.nrt) of
+        # arrays their caller keeps alive
+        c = self.config
+        cells = self._emit_shape[:2] if c.pool_mode == "winner" else (0, 0)
+        return kernels.forward_scratch(X, c.kernel, c.stride, self.n_in, c.channels, _MODES[c.competition.mode],
+                                       c.competition.k, cells)
+
     def _geometry(self) -> tuple:
         c = self.config
         return (c.kernel, c.stride, c.pool, c.readout_grid, _MODES[c.competition.mode], c.competition.k,
@@ -68,7 +76,7 @@ class CompetitiveLayer:
         kernels.layer_learn_chunk(
             X, self.vectors, self.scales, self.sq_norms, self.thresholds, self.wins, self.last_win, np.int64(sample0),
             *self._geometry(), _RULES[self.config.rule],
-            p.lr0, p.lr_halflife, p.lr_min, p.homeostasis, p.consolidation, out, feats)
+            p.lr0, p.lr_halflife, p.lr_min, p.homeostasis, p.consolidation, out, feats, self._scratch(X))
         return out, feats
 
     def frozen(self, copy: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -80,7 +88,7 @@ class CompetitiveLayer:
         """Forward pass without learning, optionally on a snapshot (thread-safe: no GIL, no shared writes)."""
         out, feats = self._buffers(X.shape[0])
         vectors, scales, thresholds = frozen or (self.vectors, self.scales, self.thresholds)
-        kernels.layer_forward_chunk(X, vectors, scales, thresholds, *self._geometry(), out, feats)
+        kernels.layer_forward_chunk(X, vectors, scales, thresholds, *self._geometry(), out, feats, self._scratch(X))
         return out, feats
 
     def dead_fraction(self, samples_seen: int, window: int) -> float:

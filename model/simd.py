@@ -210,3 +210,34 @@ def vtree_sum(typingctx, acc):
                             builder.fadd(builder.fadd(a[4], a[5]), builder.fadd(a[6], a[7])))
 
     return types.float32(f32x8), codegen
+
+
+@intrinsic
+def nonzero_lanes(typingctx, array, offset):
+    """Bit mask of the 16 values ``array.flat[offset:offset+16]`` that are not zero (bit i for
+    value i; ``-0.0`` counts as zero, NaN as non-zero, as ``v != 0.0``) of a C-contiguous float
+    array: one vector compare instead of 16 tests."""
+    if not (isinstance(array, types.Array) and isinstance(array.dtype, types.Float) and array.layout == "C"):
+        raise TypeError(f"nonzero_lanes needs a C-contiguous float array, got {array}")
+
+    def codegen(context, builder, signature, args):
+        element = context.get_value_type(signature.args[0].dtype)
+        vector_type = ir.VectorType(element, LANES)
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        vector = builder.load(builder.bitcast(builder.gep(data, [args[1]]), vector_type.as_pointer()), align=4)
+        mask = builder.fcmp_unordered("!=", vector, ir.Constant(vector_type, [0.0] * LANES))
+        return builder.zext(builder.bitcast(mask, ir.IntType(LANES)), ir.IntType(64))
+
+    return types.int64(array, types.intp), codegen
+
+
+@intrinsic
+def lowest_bit(typingctx, mask):
+    """Index of the lowest set bit of a non-zero int64 (count of trailing zeros)."""
+    if mask != types.int64:
+        raise TypeError(f"lowest_bit needs an int64, got {mask}")
+
+    def codegen(context, builder, signature, args):
+        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
+
+    return types.int64(types.int64), codegen

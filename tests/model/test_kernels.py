@@ -111,20 +111,21 @@ def test_vectorised_hard_wta_gives_the_bits_of_the_scalar_path(channels, in_chan
 
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("kernel", [3, 5])
-def test_stride_1_scatter_adds_each_positions_entries_in_patch_order(channels, kernel):
+@pytest.mark.parametrize("units", [16, 12])  # 16-lane vectors, or the flat loop
+def test_stride_1_scatter_adds_each_positions_entries_in_patch_order(channels, kernel, units):
     """The stride-1 scatter's flat loops over flipped weight rows against the plain definition: per
     position, ``sum += v·w`` over the patch's non-zero entries in (dy, dx, c) order, in float32."""
     rng = np.random.default_rng(kernel * 10 + channels)
     X = _images(rng, 1, h=11, w=9, c=channels)[0]
-    V = rng.standard_normal((kernel * kernel * channels, 16)).astype(np.float32)
+    V = rng.standard_normal((kernel * kernel * channels, units)).astype(np.float32)
     oh, ow = 11 - kernel + 1, 9 - kernel + 1
-    dots = np.empty((oh * ow, 16), np.float32)
+    dots = np.empty((oh * ow, units), np.float32)
     sq_norms = np.empty(oh * ow)
     counts = np.empty(oh * ow, np.int64)
     kernels.scatter_dot_products(X, V, kernel, 1, dots, sq_norms, counts)
     for oy in range(oh):
         for ox in range(ow):
-            expected = np.zeros(16, np.float32)
+            expected = np.zeros(units, np.float32)
             sq, n = 0.0, 0
             for dy in range(kernel):
                 for dx in range(kernel):
@@ -300,3 +301,35 @@ def test_simd_vectors_take_float32_only():
         splat(out, 0.5)
     with pytest.raises((TypeError, numba.core.errors.TypingError), match="float32"):
         splat(np.zeros(16), np.float32(0.5))
+
+
+def test_unowned_views_share_the_data_and_hold_no_reference():
+    """An unowned view (and each array of an unowned tuple) reads and writes its owner's memory,
+    with the owner's shape and strides, and passing it around leaves the owner's count as it was."""
+    import sys
+
+    import numba
+
+    from model.nrt import unowned
+
+    @numba.njit
+    def fill(a, value):
+        for i in range(a.shape[0]):
+            a[i] = value
+
+    @numba.njit
+    def through_views(a, b):
+        pair = unowned((a, b[::2]))
+        fill(unowned(a), 2.0)
+        fill(pair[1], 7.0)
+        return pair[0].shape[0], pair[1].strides[0], pair[0].sum()
+
+    a = np.zeros(5)
+    b = np.zeros(6, np.float32)
+    before = sys.getrefcount(a), sys.getrefcount(b)
+    assert through_views(a, b) == (5, 8, 10.0)
+    np.testing.assert_array_equal(a, np.full(5, 2.0))
+    np.testing.assert_array_equal(b, [7, 0, 7, 0, 7, 0])
+    assert (sys.getrefcount(a), sys.getrefcount(b)) == before
+    with pytest.raises((TypeError, numba.core.errors.TypingError), match="array"):
+        numba.njit(lambda x: unowned(x))(1.0)
