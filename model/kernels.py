@@ -26,12 +26,32 @@ from model.simd import (LANES, lowest_bit, nonzero_lanes, vadd, vfirst_equal, vh
                         vtree_sum, vzero, vzero_half)
 
 COMP_HARD, COMP_KWTA, COMP_SOFT = 0, 1, 2
+# bytes of a cache line: a 16-lane vector at a multiple of it is one line, not parts of two
+CACHE_LINE = 64
 RULE_INSTAR, RULE_OJA = 0, 1
 
 # strict IEEE arithmetic (no fastmath): with reassociation or FMA contraction allowed, the code
 # LLVM emits for a kernel depends on whether its callees were inlined from fresh IR or linked from
 # numba's on-disk cache, so a restarted process rounded differently and replay was not bit-exact
 _JIT = dict(cache=True, nogil=True)
+
+
+@nb.njit(**_JIT)
+def aligned_empty(n, dtype):
+    """An uninitialised 1-D array of ``n`` values starting at a cache-line boundary (numba's own
+    allocations are 32-byte aligned: half of all 16-lane vectors in them would straddle two lines)."""
+    itemsize = np.empty(0, dtype).itemsize
+    buffer = np.empty(n + CACHE_LINE // itemsize, dtype)
+    skip = (-buffer.ctypes.data % CACHE_LINE) // itemsize
+    return buffer[skip:skip + n]
+
+
+def aligned_copy(array: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of ``array`` that starts at a cache-line boundary (numpy's allocations
+    are 16-byte aligned), for the arrays the kernels read 16 lanes at a time."""
+    out = aligned_empty(array.size, array.dtype.type).reshape(array.shape)
+    out[...] = array
+    return out
 
 
 @nb.njit(**_JIT)
@@ -71,6 +91,9 @@ def index_input(X, starts, chans, vals):
     starts[h * w] = n
 
 
+# entries per pixel that gather_patch copies without a branch: the most a hard-WTA layer with
+# 2x2 pooling emits per cell
+GATHER_SPAN = 4
 # inputs with at most this many channels are gathered straight from the dense map: cheaper than
 # indexing them first when a pixel holds so few values
 DENSE_GATHER_CHANNELS = 4
@@ -109,7 +132,12 @@ def patch_at(X, starts, chans, vals, oy, ox, kernel, stride, idx, val):
 @nb.njit(**_JIT)
 def gather_patch(starts, chans, vals, width, channels, oy, ox, kernel, stride, idx, val):
     """Collect the non-zero entries of the patch at output position (oy, ox) in (dy, dx, c) order;
-    return (nnz, norm)."""
+    return (nnz, norm).
+
+    The first ``GATHER_SPAN`` entries of each pixel are copied whatever its count (a loop exit
+    that depends on the count mispredicted at most pixels of an emission map); copies past the
+    count are overwritten by the next pixel's or never read, and add zero to the norm. So
+    ``chans``/``vals`` and ``idx``/``val`` need ``GATHER_SPAN`` spare entries at their ends."""
     n = 0
     sq = 0.0
     y0 = oy * stride
@@ -118,12 +146,19 @@ def gather_patch(starts, chans, vals, width, channels, oy, ox, kernel, stride, i
         for dx in range(kernel):
             p = (y0 + dy) * width + x0 + dx
             base = (dy * kernel + dx) * channels
-            for t in range(starts[p], starts[p + 1]):
+            t0 = starts[p]
+            count = starts[p + 1] - t0
+            for i in range(GATHER_SPAN):
+                v = vals[t0 + i]
+                idx[n + i] = base + chans[t0 + i]
+                val[n + i] = v
+                sq += v * v if i < count else np.float32(0.0)
+            for t in range(t0 + GATHER_SPAN, t0 + count):  # rarely any (hard WTA, 2x2 pooling: none)
                 v = vals[t]
-                idx[n] = base + chans[t]
-                val[n] = v
+                idx[n + t - t0] = base + chans[t]
+                val[n + t - t0] = v
                 sq += v * v
-                n += 1
+            n += count
     return n, np.float32(np.sqrt(sq))
 
 
@@ -285,7 +320,7 @@ def scatter_dot_products(X, V, kernel, stride, dots, sq_norms, counts):
         # row: consecutive rows of ``dots``. With the weight rows of each (c, dy) stored in reverse
         # dx order, their rows are consecutive too, and one flat loop adds them all (a loop per
         # position and row cost more in set-up than in work: 64-channel rows are 4 vectors)
-        flipped = np.empty((channels, kernel, kernel, n_ch), V.dtype)
+        flipped = aligned_empty(channels * kernel * kernel * n_ch, V.dtype).reshape((channels, kernel, kernel, n_ch))
         for dy in range(kernel):
             for dx in range(kernel):
                 for c in range(channels):
@@ -563,10 +598,10 @@ def forward_scratch(X, kernel, stride, n_in, n_ch, mode, k, cells):
     max_win = n_ch if mode == COMP_SOFT else (1 if mode == COMP_HARD else min(k, n_ch))
     n_pix = X.shape[1] * X.shape[2]
     return (np.zeros(n_pos, np.bool_), np.zeros((n_pos, max_win), np.float32), np.zeros((n_pos, max_win), np.int64),
-            np.zeros(n_pos, np.int64), np.empty(n_pix + 1, np.int64), np.empty(n_pix * X.shape[3], np.int64),
-            np.empty(n_pix * X.shape[3], np.float32), np.empty((n_pos, n_ch), np.float32), np.empty(n_pos, np.float64),
-            np.empty(n_pos, np.int64), np.empty(n_in, np.int64), np.empty(n_in, np.float32),
-            np.empty(n_ch, np.float32), np.empty(n_ch, np.float32), np.zeros(n_ch, np.float32),
+            np.zeros(n_pos, np.int64), np.empty(n_pix + 1, np.int64), np.zeros(n_pix * X.shape[3] + GATHER_SPAN, np.int64),
+            np.zeros(n_pix * X.shape[3] + GATHER_SPAN, np.float32), aligned_empty(n_pos * n_ch, np.float32).reshape((n_pos, n_ch)), np.empty(n_pos, np.float64),
+            np.empty(n_pos, np.int64), np.empty(n_in + GATHER_SPAN, np.int64), np.empty(n_in + GATHER_SPAN, np.float32),
+            aligned_empty(n_ch, np.float32), aligned_empty(n_ch, np.float32), np.zeros(n_ch, np.float32),
             np.empty(n_ch, np.int64), np.empty(cells, np.float32), np.empty(cells, np.int64), np.empty(cells, np.float32))
 
 
@@ -612,8 +647,9 @@ def readout_scores(F, W, out):
     four at a time: eight independent sums keep the vector units busy."""
     n, d = F.shape
     n_cls = W.shape[1]
-    columns = np.zeros(d * LANES, np.float32)  # the block's features, feature-major
-    sums = np.empty(n_cls * LANES, np.float32)
+    columns = aligned_empty(d * LANES, np.float32)  # the block's features, feature-major
+    columns[:] = 0.0
+    sums = aligned_empty(n_cls * LANES, np.float32)
     pairs = d // 2
     for n0 in range(0, n, LANES):
         lanes = min(LANES, n - n0)

@@ -36,10 +36,10 @@ class CompetitiveLayer:
         self.feature_shape = (config.readout_grid, config.readout_grid, config.channels)
         # non-negative unit-norm initial weights: inputs are non-negative, so every unit can win
         weights = rng.random((self.n_in, config.channels), dtype=np.float32) + np.float32(0.05)
-        self.vectors = (weights / np.linalg.norm(weights, axis=0, keepdims=True)).astype(np.float32)
-        self.scales = np.ones(config.channels, np.float32)
+        self.vectors = kernels.aligned_copy((weights / np.linalg.norm(weights, axis=0, keepdims=True)).astype(np.float32))
+        self.scales = kernels.aligned_copy(np.ones(config.channels, np.float32))
         self.sq_norms = (self.vectors.astype(np.float64) ** 2).sum(axis=0)
-        self.thresholds = np.zeros(config.channels, np.float32)
+        self.thresholds = kernels.aligned_copy(np.zeros(config.channels, np.float32))
         self.wins = np.zeros(config.channels, np.float64)
         self.last_win = np.zeros(config.channels, np.int64)
 
@@ -54,7 +54,8 @@ class CompetitiveLayer:
 
     def _buffers(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         # uninitialised: the kernels clear each sample's maps before writing them
-        return (np.empty((n, *self._emit_shape), np.float32), np.empty((n, *self.feature_shape), np.float32))
+        return tuple(kernels.aligned_empty(n * int(np.prod(shape)), np.float32).reshape(n, *shape)
+                     for shape in (self._emit_shape, self.feature_shape))
 
     def _scratch(self, X: np.ndarray) -> tuple:
         # allocated here, not in the kernel: the kernels work on unowned views (model.nrt) of
@@ -82,7 +83,7 @@ class CompetitiveLayer:
     def frozen(self, copy: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The arrays the forward pass reads (copies, for a prediction snapshot, unless ``copy=False``)."""
         arrays = (self.vectors, self.scales, self.thresholds)
-        return tuple(a.copy() for a in arrays) if copy else arrays
+        return tuple(kernels.aligned_copy(a) for a in arrays) if copy else arrays
 
     def forward(self, X: np.ndarray, frozen: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Forward pass without learning, optionally on a snapshot (thread-safe: no GIL, no shared writes)."""

@@ -25,6 +25,7 @@ import numpy as np
 
 from model.config import DEFAULT_PRESET, PRESETS, NetworkConfig, make_config
 from model.drift import DriftDetector, GuardedReadout
+from model.kernels import aligned_copy
 from model.layers import CompetitiveLayer
 from model.readout import make_readout
 from model.state import StateError, digest_state, load_state, pack_state
@@ -232,7 +233,8 @@ class Network:
             elif owner == "drift":
                 net.drift.state = array.copy()
             else:
-                setattr(net.layers[int(owner.split(".")[1])], attribute, array.copy())
+                # cache-line aligned: the kernels read the weights 16 lanes at a time
+                setattr(net.layers[int(owner.split(".")[1])], attribute, aligned_copy(array))
         net.samples_seen = int(counters["samples_seen"])
         net.labels_seen = int(counters["labels_seen"])
         net.correct = int(counters["correct"])
