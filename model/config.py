@@ -151,7 +151,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # faster prediction: layer 1 max-pooled over 3x3 (an 8x8 map), so layer 2 has 6x6 positions
     # instead of 10x10 and layer 3 a single one, made 1,024 units wide to keep the accuracy
     # (3,073 readout features): one pass 98.90 % test (seed 0), prediction ~45 % faster than the
-    # default, prequential 0.14 points lower (docs/benchmarks.md)
+    # default, prequential 0.14 points lower; but 44 % of layer 3's units never win (dead), so it
+    # is not the default (docs/benchmarks.md)
     "mnist-fast": _three_layers(256, 1024, pool1=3),
     # the default's first layer alone (same plasticity, consolidation included), same readout rule
     "mnist-shallow": {"layers": [_STROKES]},
