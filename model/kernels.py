@@ -16,11 +16,13 @@ Layout and semantics shared with the reference:
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numba as nb
 import numpy as np
 
-from model.rules.instar import instar_update
 from model.nrt import unowned
+from model.rules.instar import instar_update
 from model.rules.oja import oja_update
 from model.simd import (LANES, lowest_bit, nonzero_lanes, vadd, vfirst_equal, vhalves_add, vhmax, vload, vmax, vmul, vsplat, vstore, vsub,
                         vtree_sum, vzero, vzero_half)
@@ -76,18 +78,17 @@ def index_input(X, starts, chans, vals):
                     vals[n] = flat[base + c]
                     n += 1
                     mask &= mask - 1
-        starts[h * w] = n
-        return
-    for p in range(h * w):
-        starts[p] = n
-        base = p * channels
-        for c in range(channels):
-            # branch-free compaction: always write, advance only past a non-zero (a branch on
-            # the data would mispredict at every stroke edge)
-            v = flat[base + c]
-            chans[n] = c
-            vals[n] = v
-            n += v != 0.0
+    else:
+        for p in range(h * w):
+            starts[p] = n
+            base = p * channels
+            for c in range(channels):
+                # branch-free compaction: always write, advance only past a non-zero (a branch on
+                # the data would mispredict at every stroke edge)
+                v = flat[base + c]
+                chans[n] = c
+                vals[n] = v
+                n += v != 0.0
     starts[h * w] = n
 
 
@@ -213,8 +214,11 @@ def layer_forward_sample(X, V, s, theta, kernel, stride, pool, grid, mode, k, te
     :func:`forward_scratch`; used by the learner, skipped when ``compete_all`` is false and nobody
     reads the emission).
     """
-    (pos_active, pos_y, pos_win, pos_nwin, starts, chans, vals, dots, sq_norms, counts, idx, val, z, score, y,
-     winners, cell_score, cell_winner, cell_y) = scratch
+    pos_active, pos_y, pos_win, pos_nwin = scratch.pos_active, scratch.pos_y, scratch.pos_win, scratch.pos_nwin
+    starts, chans, vals = scratch.starts, scratch.chans, scratch.vals
+    dots, sq_norms, counts, idx, val = scratch.dots, scratch.sq_norms, scratch.counts, scratch.idx, scratch.val
+    z, score, y, winners = scratch.z, scratch.score, scratch.y, scratch.winners
+    cell_score, cell_winner, cell_y = scratch.cell_score, scratch.cell_winner, scratch.cell_y
     n_ch = V.shape[1]
     scatter = X.shape[2] <= DENSE_GATHER_CHANNELS
     if scatter:
@@ -535,8 +539,8 @@ def layer_learn_sample(X, V, s, q, theta, wins, last_win, sample_index, kernel, 
     winners are all consolidated costs nothing here.
     ``scratch`` holds the forward pass of the same sample (its competition and, for inputs with
     many channels, its index of ``X``)."""
-    pos_active, pos_y, pos_win, pos_nwin, starts, chans, vals = scratch[:7]
-    idx, val = scratch[10], scratch[11]
+    pos_active, pos_y, pos_win, pos_nwin = scratch.pos_active, scratch.pos_y, scratch.pos_win, scratch.pos_nwin
+    starts, chans, vals, idx, val = scratch.starts, scratch.chans, scratch.vals, scratch.idx, scratch.val
     n_ch = V.shape[1]
     ow = (X.shape[1] - kernel) // stride + 1
     decay = np.float32(homeostasis / n_ch)
@@ -586,23 +590,34 @@ def layer_learn_sample(X, V, s, q, theta, wins, last_win, sample_index, kernel, 
             theta[j] -= np.float32(total * plasticity_left(wins[j], consolidation))
 
 
+# the scratch arrays of layer_forward_sample and layer_learn_sample, allocated once per chunk:
+# per position (active, winners' outputs, winners, their count), the sparse index of the input
+# (starts, channels, values), per position the dot products, squared norms and non-zero counts,
+# one patch (indices, values; GATHER_SPAN spare entries, as the index), per channel (dot products,
+# scores, outputs, winners) and per pooling cell with pool_mode="winner" (best score, winner, output)
+LayerScratch = namedtuple("LayerScratch", (
+    "pos_active", "pos_y", "pos_win", "pos_nwin", "starts", "chans", "vals", "dots", "sq_norms", "counts",
+    "idx", "val", "z", "score", "y", "winners", "cell_score", "cell_winner", "cell_y"))
+
+
 @nb.njit(**_JIT)
 def forward_scratch(X, kernel, stride, n_in, n_ch, mode, k, cells):
-    """The scratch arrays of :func:`layer_forward_sample` and :func:`layer_learn_sample` for inputs
-    shaped like ``X[0]``, allocated once per chunk: per position (active, winners' outputs,
-    winners, their count), the sparse index of the input (starts, channels, values), per position
-    the dot products, squared norms and non-zero counts, one patch (indices, values), per channel
-    (dot products, scores, outputs, winners) and per pooling cell (``cells``: best score, winner,
-    output; for ``pool_mode="winner"``)."""
+    """A :data:`LayerScratch` for inputs shaped like ``X[0]`` (``cells``: the shape of the per-cell
+    arrays, ``(0, 0)`` unless the layer pools its best winner). The vector-read arrays start at a
+    cache line."""
     n_pos = ((X.shape[1] - kernel) // stride + 1) * ((X.shape[2] - kernel) // stride + 1)
     max_win = n_ch if mode == COMP_SOFT else (1 if mode == COMP_HARD else min(k, n_ch))
-    n_pix = X.shape[1] * X.shape[2]
-    return (np.zeros(n_pos, np.bool_), np.zeros((n_pos, max_win), np.float32), np.zeros((n_pos, max_win), np.int64),
-            np.zeros(n_pos, np.int64), np.empty(n_pix + 1, np.int64), np.zeros(n_pix * X.shape[3] + GATHER_SPAN, np.int64),
-            np.zeros(n_pix * X.shape[3] + GATHER_SPAN, np.float32), aligned_empty(n_pos * n_ch, np.float32).reshape((n_pos, n_ch)), np.empty(n_pos, np.float64),
-            np.empty(n_pos, np.int64), np.empty(n_in + GATHER_SPAN, np.int64), np.empty(n_in + GATHER_SPAN, np.float32),
-            aligned_empty(n_ch, np.float32), aligned_empty(n_ch, np.float32), np.zeros(n_ch, np.float32),
-            np.empty(n_ch, np.int64), np.empty(cells, np.float32), np.empty(cells, np.int64), np.empty(cells, np.float32))
+    n_index = X.shape[1] * X.shape[2] * X.shape[3] + GATHER_SPAN
+    return LayerScratch(
+        pos_active=np.zeros(n_pos, np.bool_), pos_y=np.zeros((n_pos, max_win), np.float32),
+        pos_win=np.zeros((n_pos, max_win), np.int64), pos_nwin=np.zeros(n_pos, np.int64),
+        starts=np.empty(X.shape[1] * X.shape[2] + 1, np.int64), chans=np.zeros(n_index, np.int64),
+        vals=np.zeros(n_index, np.float32), dots=aligned_empty(n_pos * n_ch, np.float32).reshape((n_pos, n_ch)),
+        sq_norms=np.empty(n_pos, np.float64), counts=np.empty(n_pos, np.int64),
+        idx=np.empty(n_in + GATHER_SPAN, np.int64), val=np.empty(n_in + GATHER_SPAN, np.float32),
+        z=aligned_empty(n_ch, np.float32), score=aligned_empty(n_ch, np.float32), y=np.zeros(n_ch, np.float32),
+        winners=np.empty(n_ch, np.int64), cell_score=np.empty(cells, np.float32),
+        cell_winner=np.empty(cells, np.int64), cell_y=np.empty(cells, np.float32))
 
 
 @nb.njit(**_JIT)
@@ -647,8 +662,7 @@ def readout_scores(F, W, out):
     four at a time: eight independent sums keep the vector units busy."""
     n, d = F.shape
     n_cls = W.shape[1]
-    columns = aligned_empty(d * LANES, np.float32)  # the block's features, feature-major
-    columns[:] = 0.0
+    columns = aligned_empty(d * LANES, np.float32)  # the block's features, feature-major (all written per block)
     sums = aligned_empty(n_cls * LANES, np.float32)
     pairs = d // 2
     for n0 in range(0, n, LANES):

@@ -7,9 +7,10 @@ arrays the prediction threads share (the weights) each one contends for the same
 between cores. They cost more than the helper's arithmetic (layer 1 of the default preset: 13 µs
 of 62 per sample). An :func:`unowned` view has no memory record, so passing it costs nothing.
 
-The rule for kernels: an entry kernel (one called from Python) passes its arrays on unowned, to a
-function that does the work while the entry kernel's own references keep the memory alive. Never
-keep an unowned view of an array whose last owner may go away first.
+The rule for kernels: only an entry kernel (one called from Python) makes unowned views, and only
+of its arguments, which the Python caller keeps alive for the whole call; nested calls get the
+views. Never view an array the kernel allocated itself: numba frees a variable right after its
+last use, which would be the call that made the view (so the caller allocates the scratch).
 """
 
 from __future__ import annotations
