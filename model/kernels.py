@@ -215,14 +215,14 @@ def layer_forward_sample(X, V, s, theta, kernel, stride, pool, grid, mode, k, te
     reads the emission).
     """
     pos_active, pos_y, pos_win, pos_nwin = scratch.pos_active, scratch.pos_y, scratch.pos_win, scratch.pos_nwin
-    starts, chans, vals = scratch.starts, scratch.chans, scratch.vals
-    dots, sq_norms, counts, idx, val = scratch.dots, scratch.sq_norms, scratch.counts, scratch.idx, scratch.val
+    starts, chans, vals, masks = scratch.starts, scratch.chans, scratch.vals, scratch.masks
+    dots, norms, counts, idx, val = scratch.dots, scratch.norms, scratch.counts, scratch.idx, scratch.val
     z, score, y, winners = scratch.z, scratch.score, scratch.y, scratch.winners
     cell_score, cell_winner, cell_y = scratch.cell_score, scratch.cell_winner, scratch.cell_y
     n_ch = V.shape[1]
-    scatter = X.shape[2] <= DENSE_GATHER_CHANNELS
-    if scatter:
-        scatter_dot_products(X, V, kernel, stride, dots, sq_norms, counts)
+    dense = X.shape[2] <= DENSE_GATHER_CHANNELS
+    if dense:
+        dense_dot_products(X, V, kernel, stride, masks, idx, val, dots, norms, counts)
     else:
         index_input(X, starts, chans, vals)
     need_competition = compete_all or out_map.shape[0] > 0
@@ -253,18 +253,18 @@ def layer_forward_sample(X, V, s, theta, kernel, stride, pool, grid, mode, k, te
             while (cx + 1) * ow <= ox * grid:
                 cx += 1
             p = oy * ow + ox
-            if scatter:
-                nnz, norm = counts[p], np.float32(np.sqrt(sq_norms[p]))
+            if dense:
+                nnz, norm = counts[p], norms[p]
             else:
                 nnz, norm = gather_patch(starts, chans, vals, X.shape[1], X.shape[2], oy, ox, kernel, stride, idx, val)
             if norm < min_norm or nnz == 0:
                 pos_active[p] = False
                 continue
             pos_active[p] = True
-            if scatter and vectors:
+            if dense and vectors:
                 for b in range(0, n_ch, LANES):
                     vstore(z, b, vmul(vload(flat_dots, p * n_ch + b), vload(s, b)))
-            elif scatter:
+            elif dense:
                 for j in range(n_ch):
                     z[j] = dots[p, j] * s[j]
             else:
@@ -307,79 +307,108 @@ def layer_forward_sample(X, V, s, theta, kernel, stride, pool, grid, mode, k, te
 
 
 @nb.njit(**_JIT)
-def scatter_dot_products(X, V, kernel, stride, dots, sq_norms, counts):
-    """``dots[p] = Vᵀ·x_p`` for the patch of every position ``p`` at once, for dense few-channel
-    inputs: each non-zero input value is added to the positions whose patch holds it, so nothing
-    is gathered and blank input costs nothing. A position receives its entries in (dy, dx, c)
-    order, as :func:`gather_patch` would give them; also ``‖x_p‖²`` and the non-zero count."""
+def pixel_masks(X, masks):
+    """Bit ``x % 32`` of ``masks[y, x // 32]`` tells whether pixel (y, x) of the dense map ``X``
+    holds a non-zero value; each row ends in a spare word of zeros (see :func:`patch_row_mask`)."""
+    h, w, channels = X.shape
+    masks[:] = 0
+    for y in range(h):
+        for x in range(w):
+            nonzero = False
+            for c in range(channels):
+                nonzero |= X[y, x, c] != 0.0
+            masks[y, x >> 5] |= np.int64(nonzero) << (x & 31)
+
+
+@nb.njit(inline="always", **_JIT)
+def patch_row_mask(masks, y, x, kernel):
+    """The non-zero pixels ``x .. x+kernel-1`` of row ``y`` as the low ``kernel`` bits (two
+    32-pixel words joined, so that a patch row across a word boundary is one shift)."""
+    word = x >> 5
+    pair = masks[y, word] | (masks[y, word + 1] << 32)
+    return (pair >> (x & 31)) & ((np.int64(1) << kernel) - 1)
+
+
+@nb.njit(inline="always", **_JIT)
+def masked_patch_dots(flat_x, width, channels, masks, flat_v, n_ch, oy, ox, kernel, stride, flat_dots, out):
+    """:func:`dense_dot_products` of one position into ``flat_dots[out:out+n_ch]``; returns the
+    patch's (nnz, norm). Inlined where it is called, with ``channels`` a constant where it can be
+    (a loop over a variable channel count cost twice the arithmetic)."""
+    y0 = oy * stride
+    x0 = ox * stride
+    nnz = 0
+    sq = 0.0
+    c0 = 0
+    while c0 < n_ch:
+        wide = n_ch - c0 >= 4 * LANES  # 64 channels in four vectors, else 16 in one
+        a0 = vzero(); a1 = vzero(); a2 = vzero(); a3 = vzero()
+        for dy in range(kernel):
+            m = patch_row_mask(masks, y0 + dy, x0, kernel)
+            base_x = ((y0 + dy) * width + x0) * channels
+            base_row = dy * kernel * channels
+            while m != 0:
+                dx = lowest_bit(m)
+                m &= m - 1
+                for c in range(channels):
+                    e = dx * channels + c
+                    v = flat_x[base_x + e]
+                    if c0 == 0:  # the patch's norm and count, once
+                        sq += v * v
+                        nnz += v != 0.0
+                    row = (base_row + e) * n_ch + c0
+                    splat = vsplat(v)
+                    a0 = vadd(a0, vmul(splat, vload(flat_v, row)))
+                    if wide:
+                        a1 = vadd(a1, vmul(splat, vload(flat_v, row + LANES)))
+                        a2 = vadd(a2, vmul(splat, vload(flat_v, row + 2 * LANES)))
+                        a3 = vadd(a3, vmul(splat, vload(flat_v, row + 3 * LANES)))
+        vstore(flat_dots, out + c0, a0)
+        if wide:
+            vstore(flat_dots, out + c0 + LANES, a1)
+            vstore(flat_dots, out + c0 + 2 * LANES, a2)
+            vstore(flat_dots, out + c0 + 3 * LANES, a3)
+        c0 += 4 * LANES if wide else LANES
+    return nnz, np.float32(np.sqrt(sq))
+
+
+@nb.njit(**_JIT)
+def dense_dot_products(X, V, kernel, stride, masks, idx, val, dots, norms, counts):
+    """``dots[p] = Vᵀ·x_p`` for the patch of every position ``p`` of a dense few-channel input,
+    summed entry by entry in patch order (``0 + v₀·w₀ + v₁·w₁ + …`` over the non-zero entries in
+    (dy, dx, c) order, as :func:`gather_dense_patch` lists them; the zero channels of a non-zero
+    pixel add ``±0``, which changes no sum); also ``‖x_p‖`` and the non-zero count.
+
+    Each patch is walked through its pixel masks (:func:`pixel_masks`) rather than gathered, and
+    64 channels at a time stay in four vector registers over it. (The earlier form scattered each
+    pixel into the positions whose patch holds it: every add waited for the store before it.)"""
     h, w, channels = X.shape
     oh = (h - kernel) // stride + 1
     ow = (w - kernel) // stride + 1
     n_ch = V.shape[1]
-    dots[:] = 0.0
-    sq_norms[:] = 0.0
-    counts[:] = 0
-    if stride == 1:
-        # a pixel at column px sits at dx = px - ox in the positions ox = px-dx_hi .. px-dx_lo of a
-        # row: consecutive rows of ``dots``. With the weight rows of each (c, dy) stored in reverse
-        # dx order, their rows are consecutive too, and one flat loop adds them all (a loop per
-        # position and row cost more in set-up than in work: 64-channel rows are 4 vectors)
-        flipped = aligned_empty(channels * kernel * kernel * n_ch, V.dtype).reshape((channels, kernel, kernel, n_ch))
-        for dy in range(kernel):
-            for dx in range(kernel):
-                for c in range(channels):
-                    flipped[c, dy, kernel - 1 - dx] = V[(dy * kernel + dx) * channels + c]
-        flat_dots = dots.reshape(dots.shape[0] * n_ch)
-        flat_flipped = flipped.reshape(flipped.size)
-        whole_vectors = n_ch % LANES == 0
-        for py in range(h):
-            for px in range(w):
-                dx_lo = max(0, px - ow + 1)
-                dx_hi = min(kernel - 1, px)
-                for c in range(channels):
-                    v = X[py, px, c]
-                    if v == 0.0:
-                        continue
-                    sq = v * v
-                    for oy in range(max(0, py - kernel + 1), min(oh - 1, py) + 1):
-                        dy = py - oy
-                        p0 = oy * ow + px - dx_hi
-                        rows = dx_hi - dx_lo + 1
-                        w0 = ((c * kernel + dy) * kernel + kernel - 1 - dx_hi) * n_ch
-                        if whole_vectors:  # explicit 16-lane vectors: LLVM would pick 8 on AVX-512 hosts
-                            splat = vsplat(v)
-                            t0 = p0 * n_ch
-                            for t in range(0, rows * n_ch, LANES):
-                                vstore(flat_dots, t0 + t, vadd(vload(flat_dots, t0 + t), vmul(splat, vload(flat_flipped, w0 + t))))
-                        else:
-                            # views indexed by the loop counter: offsets added to it would be checked
-                            # for negative (wrap-around) indices, and the loop would not vectorise
-                            target = flat_dots[p0 * n_ch:(p0 + rows) * n_ch]
-                            source = flat_flipped[w0:w0 + rows * n_ch]
-                            for t in range(target.shape[0]):
-                                target[t] += v * source[t]
-                        for p in range(p0, p0 + rows):
-                            sq_norms[p] += sq
-                            counts[p] += 1
+    if n_ch % LANES:  # no whole vectors: each patch gathered, each channel summed on its own
+        for p in range(oh * ow):
+            nnz, norms[p] = gather_dense_patch(X, p // ow, p % ow, kernel, stride, idx, val)
+            counts[p] = nnz
+            for j in range(n_ch):
+                acc = np.float32(0.0)
+                for t in range(nnz):
+                    acc += val[t] * V[idx[t], j]
+                dots[p, j] = acc
         return
-    for py in range(h):
-        for px in range(w):
-            for c in range(channels):
-                v = X[py, px, c]
-                if v == 0.0:
-                    continue
-                sq = v * v
-                # position oy holds row py at dy = py - oy·stride, for 0 <= dy < kernel
-                for oy in range(max(0, (py - kernel) // stride + 1), min(oh - 1, py // stride) + 1):
-                    dy = py - oy * stride
-                    for ox in range(max(0, (px - kernel) // stride + 1), min(ow - 1, px // stride) + 1):
-                        dx = px - ox * stride
-                        p = oy * ow + ox
-                        row = (dy * kernel + dx) * channels + c
-                        for j in range(n_ch):
-                            dots[p, j] += v * V[row, j]
-                        sq_norms[p] += sq
-                        counts[p] += 1
+    pixel_masks(X, masks)
+    flat_x = np.ascontiguousarray(X).reshape(X.size)
+    flat_v = np.ascontiguousarray(V).reshape(V.size)
+    flat_dots = dots.reshape(dots.size)
+    for oy in range(oh):
+        for ox in range(ow):
+            p = oy * ow + ox
+            if channels == 1:  # greyscale, the common case: its own code, with no channel loop
+                nnz, norm = masked_patch_dots(flat_x, w, 1, masks, flat_v, n_ch, oy, ox, kernel, stride, flat_dots, p * n_ch)
+            else:
+                nnz, norm = masked_patch_dots(flat_x, w, channels, masks, flat_v, n_ch, oy, ox, kernel, stride, flat_dots,
+                                              p * n_ch)
+            norms[p] = norm
+            counts[p] = nnz
 
 
 @nb.njit(**_JIT)
@@ -471,7 +500,7 @@ def compete_position(z, norm, theta, mode, k, temperature, score, y, winners):
     return compete_several(score, mode, k, temperature, y, winners)
 
 
-@nb.njit(**_JIT)
+@nb.njit(inline="always", **_JIT)
 def hard_position_vectors(z, norm, theta, score, flat_feats, cell, features, competition):
     """:func:`compete_position` (hard WTA) and :func:`add_triangle_features` for one position, 16
     channels at a time (``len(z)`` a multiple of 16): the same operations in the same order per
@@ -592,11 +621,11 @@ def layer_learn_sample(X, V, s, q, theta, wins, last_win, sample_index, kernel, 
 
 # the scratch arrays of layer_forward_sample and layer_learn_sample, allocated once per chunk:
 # per position (active, winners' outputs, winners, their count), the sparse index of the input
-# (starts, channels, values), per position the dot products, squared norms and non-zero counts,
+# (starts, channels, values) or for a dense input its pixel masks, per position the dot products, norms and non-zero counts,
 # one patch (indices, values; GATHER_SPAN spare entries, as the index), per channel (dot products,
 # scores, outputs, winners) and per pooling cell with pool_mode="winner" (best score, winner, output)
 LayerScratch = namedtuple("LayerScratch", (
-    "pos_active", "pos_y", "pos_win", "pos_nwin", "starts", "chans", "vals", "dots", "sq_norms", "counts",
+    "pos_active", "pos_y", "pos_win", "pos_nwin", "starts", "chans", "vals", "masks", "dots", "norms", "counts",
     "idx", "val", "z", "score", "y", "winners", "cell_score", "cell_winner", "cell_y"))
 
 
@@ -612,8 +641,9 @@ def forward_scratch(X, kernel, stride, n_in, n_ch, mode, k, cells):
         pos_active=np.zeros(n_pos, np.bool_), pos_y=np.zeros((n_pos, max_win), np.float32),
         pos_win=np.zeros((n_pos, max_win), np.int64), pos_nwin=np.zeros(n_pos, np.int64),
         starts=np.empty(X.shape[1] * X.shape[2] + 1, np.int64), chans=np.zeros(n_index, np.int64),
-        vals=np.zeros(n_index, np.float32), dots=aligned_empty(n_pos * n_ch, np.float32).reshape((n_pos, n_ch)),
-        sq_norms=np.empty(n_pos, np.float64), counts=np.empty(n_pos, np.int64),
+        vals=np.zeros(n_index, np.float32), masks=np.zeros((X.shape[1], (X.shape[2] >> 5) + 2), np.int64),
+        dots=aligned_empty(n_pos * n_ch, np.float32).reshape((n_pos, n_ch)),
+        norms=np.empty(n_pos, np.float32), counts=np.empty(n_pos, np.int64),
         idx=np.empty(n_in + GATHER_SPAN, np.int64), val=np.empty(n_in + GATHER_SPAN, np.float32),
         z=aligned_empty(n_ch, np.float32), score=aligned_empty(n_ch, np.float32), y=np.zeros(n_ch, np.float32),
         winners=np.empty(n_ch, np.int64), cell_score=np.empty(cells, np.float32),

@@ -18,7 +18,7 @@ def _images(rng, n, h=12, w=12, c=1):
 @pytest.mark.parametrize("mode", ["hard", "kwta", "soft"])
 @pytest.mark.parametrize("rule", ["instar", "oja"])
 @pytest.mark.parametrize("pool_mode", ["max", "winner"])
-# dense scatter, sparse-index gather, and the index's 8-channel word scan
+# dense mask walk, sparse-index gather, and the index's 8-channel word scan
 @pytest.mark.parametrize("in_channels", [2, 6, 16])
 def test_layer_learning_matches_reference(mode, rule, pool_mode, in_channels):
     rng = np.random.default_rng(0)
@@ -78,7 +78,7 @@ def test_first_argmax_is_numpys_argmax_with_signed_zeros_tied():
 
 
 @pytest.mark.parametrize("channels", [16, 48])
-@pytest.mark.parametrize("in_channels", [1, 16])  # dense scatter and sparse gather inputs
+@pytest.mark.parametrize("in_channels", [1, 16])  # dense mask-walk and sparse gather inputs
 def test_vectorised_hard_wta_gives_the_bits_of_the_scalar_path(channels, in_channels):
     """Hard WTA over a multiple of 16 channels runs on 16-lane vectors; k-WTA with k=1 picks the
     same winner through the scalar code. Learning and frozen forward must agree bit for bit."""
@@ -110,19 +110,22 @@ def test_vectorised_hard_wta_gives_the_bits_of_the_scalar_path(channels, in_chan
 
 
 @pytest.mark.parametrize("channels", [1, 3])
-@pytest.mark.parametrize("kernel", [3, 5])
-@pytest.mark.parametrize("units", [16, 12])  # 16-lane vectors, or the flat loop
-def test_stride_1_scatter_adds_each_positions_entries_in_patch_order(channels, kernel, units):
-    """The stride-1 scatter's flat loops over flipped weight rows against the plain definition: per
-    position, ``sum += v·w`` over the patch's non-zero entries in (dy, dx, c) order, in float32."""
-    rng = np.random.default_rng(kernel * 10 + channels)
-    X = _images(rng, 1, h=11, w=9, c=channels)[0]
+@pytest.mark.parametrize("kernel,stride", [(3, 1), (5, 1), (4, 2)])
+@pytest.mark.parametrize("units", [16, 80, 12])  # one vector, four vectors then one, or no whole vector
+@pytest.mark.parametrize("width", [9, 40])  # 40: patch rows that cross a 32-pixel mask word
+def test_dense_dot_products_add_each_positions_entries_in_patch_order(channels, kernel, stride, units, width):
+    """The pixel-mask walk against the plain definition: per position, ``sum += v·w`` over the
+    patch's non-zero entries in (dy, dx, c) order, in float32; the norm and non-zero count too."""
+    rng = np.random.default_rng(kernel * 10 + channels + width)
+    X = _images(rng, 1, h=11, w=width, c=channels)[0]
     V = rng.standard_normal((kernel * kernel * channels, units)).astype(np.float32)
-    oh, ow = 11 - kernel + 1, 9 - kernel + 1
-    dots = np.empty((oh * ow, units), np.float32)
-    sq_norms = np.empty(oh * ow)
+    oh, ow = (11 - kernel) // stride + 1, (width - kernel) // stride + 1
+    dots = np.full((oh * ow, units), np.nan, np.float32)
+    norms = np.empty(oh * ow, np.float32)
     counts = np.empty(oh * ow, np.int64)
-    kernels.scatter_dot_products(X, V, kernel, 1, dots, sq_norms, counts)
+    masks = np.full((11, (width >> 5) + 2), -1, np.int64)  # stale bits: the kernel must clear them
+    idx, val = np.empty(V.shape[0] + 4, np.int64), np.empty(V.shape[0] + 4, np.float32)
+    kernels.dense_dot_products(X, V, kernel, stride, masks, idx, val, dots, norms, counts)
     for oy in range(oh):
         for ox in range(ow):
             expected = np.zeros(units, np.float32)
@@ -130,14 +133,14 @@ def test_stride_1_scatter_adds_each_positions_entries_in_patch_order(channels, k
             for dy in range(kernel):
                 for dx in range(kernel):
                     for c in range(channels):
-                        v = X[oy + dy, ox + dx, c]
+                        v = X[oy * stride + dy, ox * stride + dx, c]
                         if v != 0.0:
                             expected = expected + v * V[(dy * kernel + dx) * channels + c]
                             sq += float(np.float32(v * v))
                             n += 1
             p = oy * ow + ox
             np.testing.assert_array_equal(dots[p], expected)
-            assert sq_norms[p] == sq and counts[p] == n
+            assert norms[p] == np.float32(np.sqrt(sq)) and counts[p] == n
 
 
 @pytest.mark.parametrize("channels", [5, 8, 16, 64])
