@@ -79,7 +79,9 @@ def receptive_field(net) -> tuple[int, int]:
     previous layer's max-pool).
 
     >>> from model import Network
-    >>> receptive_field(Network("mnist"))      # 3x3 over pooled 3x3 over pooled 5x5 fields
+    >>> receptive_field(Network("mnist"))       # 3x3 over 2x2-pooled 3x3 over 3x3-pooled 5x5 fields
+    (28, 6)
+    >>> receptive_field(Network("mnist-fine"))  # the same over 2x2-pooled 5x5 fields
     (20, 4)
     >>> receptive_field(Network("mnist-shallow"))
     (5, 1)

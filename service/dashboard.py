@@ -10,7 +10,7 @@ read on the event loop from the learner's published snapshot and the model's
 * the latest checkpoint is asked of the store at most every ``checkpoint_every`` seconds;
 * the pictures are drawn in a worker thread from the frozen snapshot, only when the model has moved
   on, and not more often than ``filters_every`` (layer-1 filters: milliseconds) or ``units_every``
-  seconds (top-layer units' preferred inputs: a fraction of a second of CPU for the default preset), however many
+  seconds (top-layer units' preferred inputs: about a second of CPU for the default preset's 1,024 units), however many
   pages ask, so watching costs the learner little CPU.
 """
 

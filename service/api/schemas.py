@@ -16,7 +16,7 @@ class _Body(BaseModel):
 # ----------------------------------------------------------------------------- models
 class CreateModel(_Body):
     name: str = Field(description="1-64 of letters, digits, '_', '.', '-'", examples=["digits"])
-    preset: str = Field("mnist", description="engine preset (mnist, mnist-fast, mnist-wide, mnist-shallow)")
+    preset: str = Field("mnist", description="engine preset (mnist, mnist-fine, mnist-wide, mnist-shallow)")
     config: dict[str, Any] = Field(default_factory=dict, description="overrides of the preset's config")
     seed: StrictInt = Field(0, ge=0)
 

@@ -88,7 +88,8 @@ def verified_blob(blob: bytes, meta: "CheckpointMeta", name: str) -> bytes:
 
 # Records stored before they kept their full network config name only a preset, so they mean the
 # preset as it was defined then. Presets whose definition changed since, and where the earlier
-# definition lives now: "mnist" had 384/768 units in layers 2/3 until 2026-11-27.
+# definition lives now: "mnist" had 384/768 units in layers 2/3 until 2026-11-27. (It changed again
+# later that day, to layer 1 pooled 3x3; records of that time keep their network.)
 PRESETS_OF_UNVERSIONED_RECORDS = {"mnist": "mnist-wide"}
 
 

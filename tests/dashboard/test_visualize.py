@@ -56,7 +56,7 @@ def test_preferred_inputs_average_the_patches_where_each_unit_wins(trained):
     net, X = trained
     means, counts = unit_preferred_inputs(net, X)
     size, step = receptive_field(net)
-    assert (size, step) == (20, 4)  # mnist: 3x3 over 2x2-pooled 3x3 over 2x2-pooled 5x5 fields
+    assert (size, step) == (28, 6)  # mnist: 3x3 over 2x2-pooled 3x3 over 3x3-pooled 5x5 fields, the whole image
     assert means.shape == (net.layers[-1].config.channels, size, size, 1)
     images = as_sample_batch(X, net.config.input_shape)
     winners = top_layer_winners(net, X)
@@ -95,6 +95,6 @@ def test_pictures_are_pngs_of_the_expected_size(trained):
     filters = matplotlib.image.imread(io.BytesIO(layer_filters_png(net)))
     assert filters.shape[:2] == ((8 * 6 - 1) * 4, (8 * 6 - 1) * 4)     # 8x8 tiles of 5x5, 1px gaps, x4
     units = matplotlib.image.imread(io.BytesIO(unit_preferred_inputs_png(net, X)))
-    assert net.layers[-1].config.channels == 512                          # the mnist preset's top layer
-    assert units.shape[:2] == ((23 * 21 - 1) * 3, (23 * 21 - 1) * 3)   # 512 units: 23x23 tiles of 20x20, x3
+    assert net.layers[-1].config.channels == 1024                         # the mnist preset's top layer
+    assert units.shape[:2] == ((32 * 29 - 1) * 3, (32 * 29 - 1) * 3)   # 1,024 units: 32x32 tiles of 28x28, x3
     assert patch_grid(np.ones((3, 2, 2, 1)), zoom=1).shape == (5, 5)

@@ -201,7 +201,7 @@ def test_dead_units_are_counted():
     assert net.stats()["layers"][0]["dead_fraction"] == pytest.approx(8 / 64)
 
 
-@pytest.mark.parametrize("preset", ["mnist", "mnist-fast"])
+@pytest.mark.parametrize("preset", ["mnist", "mnist-fine"])
 def test_small_data_accuracy(mnist, preset):
     """First 10k training samples, one online pass ⇒ ≥ 95% on 2k test samples."""
     net = Network(preset, seed=0)
@@ -211,12 +211,14 @@ def test_small_data_accuracy(mnist, preset):
     assert net.prequential_accuracy > 0.9
 
 
-def test_fast_preset_pools_layer_1_wider_so_deeper_layers_have_fewer_positions():
-    default, fast = Network("mnist"), Network("mnist-fast")
-    assert [layer.out_hw for layer in default.layers] == [(24, 24), (10, 10), (3, 3)]
-    assert [layer.out_hw for layer in fast.layers] == [(24, 24), (6, 6), (1, 1)]
-    assert fast.layers[0].emission_shape == (8, 8, 64) and fast.layers[2].config.channels == 1024
-    assert fast.n_features == 3 * 1024 + 1
+def test_default_preset_pools_layer_1_wider_so_deeper_layers_have_fewer_positions():
+    default, fine = Network("mnist"), Network("mnist-fine")
+    assert [layer.out_hw for layer in default.layers] == [(24, 24), (6, 6), (1, 1)]
+    assert [layer.out_hw for layer in fine.layers] == [(24, 24), (10, 10), (3, 3)]
+    assert default.layers[0].emission_shape == (8, 8, 64) and default.layers[2].config.channels == 1024
+    assert default.n_features == 3 * 1024 + 1 and fine.n_features == 2 * 1024 + 512 + 1
+    # one position per sample: layer 3's thresholds must fall fast enough for every unit to win
+    assert default.layers[2].config.plasticity.homeostasis == 0.05
 
 
 def test_serving_state_predicts_identically_and_cannot_learn(stream):
