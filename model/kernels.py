@@ -222,7 +222,7 @@ def layer_forward_sample(X, V, s, theta, kernel, stride, pool, grid, mode, k, te
     n_ch = V.shape[1]
     dense = X.shape[2] <= DENSE_GATHER_CHANNELS
     if dense:
-        dense_dot_products(X, V, kernel, stride, masks, idx, val, dots, norms, counts)
+        dense_dot_products(X, V, s, kernel, stride, masks, idx, val, dots, norms, counts)
     else:
         index_input(X, starts, chans, vals)
     need_competition = compete_all or out_map.shape[0] > 0
@@ -232,8 +232,6 @@ def layer_forward_sample(X, V, s, theta, kernel, stride, pool, grid, mode, k, te
     feats[:] = 0.0
     # hard WTA over a multiple of 16 channels runs on vectors (model.simd)
     vectors = mode == COMP_HARD and n_ch % LANES == 0
-    flat_dots = dots.reshape(dots.size)
-    flat_feats = feats.reshape(feats.size)
     if pool_winner:
         cell_score[:] = -np.inf
         cell_winner[:] = -1
@@ -261,33 +259,30 @@ def layer_forward_sample(X, V, s, theta, kernel, stride, pool, grid, mode, k, te
                 pos_active[p] = False
                 continue
             pos_active[p] = True
-            if dense and vectors:
-                for b in range(0, n_ch, LANES):
-                    vstore(z, b, vmul(vload(flat_dots, p * n_ch + b), vload(s, b)))
-            elif dense:
-                for j in range(n_ch):
-                    z[j] = dots[p, j] * s[j]
-            else:
+            # the position's dot products: computed for every position of a dense input already
+            # (read in place: copied, the copy's reload waited for its store on AMD Zen 4)
+            zp = dots[p] if dense else z
+            if not dense:
                 dot_products(V, s, idx, val, nnz, z)
             # the per-position steps are inline or small helpers: one call passing the 13 arrays
             # involved cost ~110 ns per position, more than the steps themselves
             n_win = 0
             if vectors:  # hard WTA and the triangle features, 16 channels at a time, same results
-                winner = hard_position_vectors(z, norm, theta, score, flat_feats, (cy * grid + cx) * n_ch,
+                winner = hard_position_vectors(zp, norm, theta, score, feats, (cy * grid + cx) * n_ch,
                                                grid > 0, need_competition)
                 if need_competition:
                     n_win = 1
                     winners[0] = winner
                     y[winner] = 1.0
             elif need_competition:  # a last layer that is not learning has no use for its competition
-                n_win = compete_position(z, norm, theta, mode, k, temperature, score, y, winners)
-            if need_competition:
+                n_win = compete_position(zp, norm, theta, mode, k, temperature, score, y, winners)
+            if compete_all:  # for the learner
                 pos_nwin[p] = n_win
                 for w in range(n_win):
                     pos_win[p, w] = winners[w]
                     pos_y[p, w] = y[winners[w]]
             if grid > 0 and not vectors:
-                add_triangle_features(z, feats, cy, cx)
+                add_triangle_features(zp, feats, cy, cx)
             # emission: the competition output, max-pooled for the next layer
             if qy < out_map.shape[0] and qx < out_map.shape[1]:
                 for w in range(n_win):
@@ -330,10 +325,11 @@ def patch_row_mask(masks, y, x, kernel):
 
 
 @nb.njit(inline="always", **_JIT)
-def masked_patch_dots(flat_x, width, channels, masks, flat_v, n_ch, oy, ox, kernel, stride, flat_dots, out):
-    """:func:`dense_dot_products` of one position into ``flat_dots[out:out+n_ch]``; returns the
+def masked_patch_dots(flat_x, width, channels, masks, V, s, oy, ox, kernel, stride, dots, out):
+    """:func:`dense_dot_products` of one position into ``dots.flat[out:out+n_ch]``; returns the
     patch's (nnz, norm). Inlined where it is called, with ``channels`` a constant where it can be
     (a loop over a variable channel count cost twice the arithmetic)."""
+    n_ch = s.shape[0]
     y0 = oy * stride
     x0 = ox * stride
     nnz = 0
@@ -357,23 +353,23 @@ def masked_patch_dots(flat_x, width, channels, masks, flat_v, n_ch, oy, ox, kern
                         nnz += v != 0.0
                     row = (base_row + e) * n_ch + c0
                     splat = vsplat(v)
-                    a0 = vadd(a0, vmul(splat, vload(flat_v, row)))
+                    a0 = vadd(a0, vmul(splat, vload(V, row)))
                     if wide:
-                        a1 = vadd(a1, vmul(splat, vload(flat_v, row + LANES)))
-                        a2 = vadd(a2, vmul(splat, vload(flat_v, row + 2 * LANES)))
-                        a3 = vadd(a3, vmul(splat, vload(flat_v, row + 3 * LANES)))
-        vstore(flat_dots, out + c0, a0)
+                        a1 = vadd(a1, vmul(splat, vload(V, row + LANES)))
+                        a2 = vadd(a2, vmul(splat, vload(V, row + 2 * LANES)))
+                        a3 = vadd(a3, vmul(splat, vload(V, row + 3 * LANES)))
+        vstore(dots, out + c0, vmul(a0, vload(s, c0)))
         if wide:
-            vstore(flat_dots, out + c0 + LANES, a1)
-            vstore(flat_dots, out + c0 + 2 * LANES, a2)
-            vstore(flat_dots, out + c0 + 3 * LANES, a3)
+            vstore(dots, out + c0 + LANES, vmul(a1, vload(s, c0 + LANES)))
+            vstore(dots, out + c0 + 2 * LANES, vmul(a2, vload(s, c0 + 2 * LANES)))
+            vstore(dots, out + c0 + 3 * LANES, vmul(a3, vload(s, c0 + 3 * LANES)))
         c0 += 4 * LANES if wide else LANES
     return nnz, np.float32(np.sqrt(sq))
 
 
 @nb.njit(**_JIT)
-def dense_dot_products(X, V, kernel, stride, masks, idx, val, dots, norms, counts):
-    """``dots[p] = Vᵀ·x_p`` for the patch of every position ``p`` of a dense few-channel input,
+def dense_dot_products(X, V, s, kernel, stride, masks, idx, val, dots, norms, counts):
+    """``dots[p] = s ⊙ (Vᵀ·x_p)`` for the patch of every position ``p`` of a dense few-channel input,
     summed entry by entry in patch order (``0 + v₀·w₀ + v₁·w₁ + …`` over the non-zero entries in
     (dy, dx, c) order, as :func:`gather_dense_patch` lists them; the zero channels of a non-zero
     pixel add ``±0``, which changes no sum); also ``‖x_p‖`` and the non-zero count.
@@ -393,19 +389,17 @@ def dense_dot_products(X, V, kernel, stride, masks, idx, val, dots, norms, count
                 acc = np.float32(0.0)
                 for t in range(nnz):
                     acc += val[t] * V[idx[t], j]
-                dots[p, j] = acc
+                dots[p, j] = acc * s[j]
         return
     pixel_masks(X, masks)
     flat_x = np.ascontiguousarray(X).reshape(X.size)
-    flat_v = np.ascontiguousarray(V).reshape(V.size)
-    flat_dots = dots.reshape(dots.size)
     for oy in range(oh):
         for ox in range(ow):
             p = oy * ow + ox
             if channels == 1:  # greyscale, the common case: its own code, with no channel loop
-                nnz, norm = masked_patch_dots(flat_x, w, 1, masks, flat_v, n_ch, oy, ox, kernel, stride, flat_dots, p * n_ch)
+                nnz, norm = masked_patch_dots(flat_x, w, 1, masks, V, s, oy, ox, kernel, stride, dots, p * n_ch)
             else:
-                nnz, norm = masked_patch_dots(flat_x, w, channels, masks, flat_v, n_ch, oy, ox, kernel, stride, flat_dots,
+                nnz, norm = masked_patch_dots(flat_x, w, channels, masks, V, s, oy, ox, kernel, stride, dots,
                                               p * n_ch)
             norms[p] = norm
             counts[p] = nnz
@@ -415,15 +409,73 @@ def dense_dot_products(X, V, kernel, stride, masks, idx, val, dots, norms, count
 def dot_products(V, s, idx, val, nnz, z):
     """``z = s ⊙ (Vᵀ·x)`` for the sparse patch ``(idx, val)``: the raw dot products ``w_j·x``.
 
-    Rows are accumulated four at a time (a fixed association, so still bit-reproducible): that
-    quarters the loads and stores of ``z``, which bound this loop. A patch of ones only (the
-    emission of a hard-WTA layer) skips the multiplications: ``1·v`` is ``v`` exactly, so the sums
-    are the same bits, ~30 % sooner."""
+    Rows are accumulated four at a time (a fixed association, so still bit-reproducible), and 64
+    units at a time in four vector registers over the whole patch: accumulated in ``z`` instead,
+    every group of rows reloaded what the group before had just stored, which AMD Zen 4 (its
+    512-bit stores are two 256-bit halves) cannot forward: each reload waited for the store to
+    retire. A patch of ones only (the emission of a hard-WTA layer) skips the multiplications:
+    ``1·v`` is ``v`` exactly, so the sums are the same bits, ~30 % sooner."""
     n_ch = V.shape[1]
-    z[:] = 0.0
     ones = True
     for t in range(nnz):
         ones &= val[t] == np.float32(1.0)
+    if n_ch % LANES:
+        dot_products_scalar(V, s, idx, val, nnz, ones, z)
+        return
+    c0 = 0
+    while c0 < n_ch:
+        wide = n_ch - c0 >= 4 * LANES  # 64 units in four vectors, else 16 in one
+        a0 = vzero(); a1 = vzero(); a2 = vzero(); a3 = vzero()
+        t = 0
+        if ones:
+            while t + 4 <= nnz:
+                o0, o1, o2, o3 = idx[t] * n_ch + c0, idx[t + 1] * n_ch + c0, idx[t + 2] * n_ch + c0, idx[t + 3] * n_ch + c0
+                a0 = vadd(a0, vadd(vadd(vload(V, o0), vload(V, o1)), vadd(vload(V, o2), vload(V, o3))))
+                if wide:
+                    a1 = vadd(a1, vadd(vadd(vload(V, o0 + LANES), vload(V, o1 + LANES)),
+                                       vadd(vload(V, o2 + LANES), vload(V, o3 + LANES))))
+                    a2 = vadd(a2, vadd(vadd(vload(V, o0 + 2 * LANES), vload(V, o1 + 2 * LANES)),
+                                       vadd(vload(V, o2 + 2 * LANES), vload(V, o3 + 2 * LANES))))
+                    a3 = vadd(a3, vadd(vadd(vload(V, o0 + 3 * LANES), vload(V, o1 + 3 * LANES)),
+                                       vadd(vload(V, o2 + 3 * LANES), vload(V, o3 + 3 * LANES))))
+                t += 4
+        while t + 4 <= nnz:
+            o0, o1, o2, o3 = idx[t] * n_ch + c0, idx[t + 1] * n_ch + c0, idx[t + 2] * n_ch + c0, idx[t + 3] * n_ch + c0
+            v0, v1, v2, v3 = vsplat(val[t]), vsplat(val[t + 1]), vsplat(val[t + 2]), vsplat(val[t + 3])
+            for k in range(4 if wide else 1):
+                e = k * LANES
+                part = vadd(vadd(vmul(v0, vload(V, o0 + e)), vmul(v1, vload(V, o1 + e))),
+                            vadd(vmul(v2, vload(V, o2 + e)), vmul(v3, vload(V, o3 + e))))
+                if k == 0:
+                    a0 = vadd(a0, part)
+                elif k == 1:
+                    a1 = vadd(a1, part)
+                elif k == 2:
+                    a2 = vadd(a2, part)
+                else:
+                    a3 = vadd(a3, part)
+            t += 4
+        while t < nnz:
+            o0, v0 = idx[t] * n_ch + c0, vsplat(val[t])
+            a0 = vadd(a0, vmul(v0, vload(V, o0)))
+            if wide:
+                a1 = vadd(a1, vmul(v0, vload(V, o0 + LANES)))
+                a2 = vadd(a2, vmul(v0, vload(V, o0 + 2 * LANES)))
+                a3 = vadd(a3, vmul(v0, vload(V, o0 + 3 * LANES)))
+            t += 1
+        vstore(z, c0, vmul(a0, vload(s, c0)))
+        if wide:
+            vstore(z, c0 + LANES, vmul(a1, vload(s, c0 + LANES)))
+            vstore(z, c0 + 2 * LANES, vmul(a2, vload(s, c0 + 2 * LANES)))
+            vstore(z, c0 + 3 * LANES, vmul(a3, vload(s, c0 + 3 * LANES)))
+        c0 += 4 * LANES if wide else LANES
+
+
+@nb.njit(**_JIT)
+def dot_products_scalar(V, s, idx, val, nnz, ones, z):
+    """:func:`dot_products` unit by unit, for unit counts that are not a multiple of 16."""
+    n_ch = V.shape[1]
+    z[:] = 0.0
     t = 0
     if ones:
         while t + 4 <= nnz:
@@ -501,11 +553,11 @@ def compete_position(z, norm, theta, mode, k, temperature, score, y, winners):
 
 
 @nb.njit(inline="always", **_JIT)
-def hard_position_vectors(z, norm, theta, score, flat_feats, cell, features, competition):
+def hard_position_vectors(z, norm, theta, score, feats, cell, features, competition):
     """:func:`compete_position` (hard WTA) and :func:`add_triangle_features` for one position, 16
     channels at a time (``len(z)`` a multiple of 16): the same operations in the same order per
     value, so the same bits. Returns the winner (-1 without ``competition``); the features go to
-    ``flat_feats[cell:cell+len(z)]``."""
+    ``feats.flat[cell:cell+len(z)]``."""
     n_ch = z.shape[0]
     inv = vsplat(np.float32(1.0) / norm)
     best = vsplat(np.float32(-np.inf))
@@ -523,9 +575,11 @@ def hard_position_vectors(z, norm, theta, score, flat_feats, cell, features, com
         m = vhmax(best)
         # the lowest matching index, without a branch per block (which block holds the maximum
         # is data-dependent: a branch on it mispredicted at most positions)
+        # (the scores computed again, not reloaded from ``score``: a 512-bit reload of what was
+        # just stored waits for the store to retire on AMD Zen 4, which stores it in two halves)
         winner = n_ch
         for b in range(0, n_ch, LANES):
-            lane = vfirst_equal(vload(score, b), m)
+            lane = vfirst_equal(vsub(vmul(vload(z, b), inv), vload(theta, b)), m)
             winner = min(winner, b + lane if lane < LANES else n_ch)
         if winner == n_ch:  # NaN scores (a zero norm with min_input_norm 0): what the scalar path picks
             winner = first_argmax(score)
@@ -534,7 +588,7 @@ def hard_position_vectors(z, norm, theta, score, flat_feats, cell, features, com
         zero = vzero()
         for b in range(0, n_ch, LANES):
             relu = vmax(vsub(vload(z, b), mean), zero)
-            vstore(flat_feats, cell + b, vadd(vload(flat_feats, cell + b), relu))
+            vstore(feats, cell + b, vadd(vload(feats, cell + b), relu))
     return winner
 
 

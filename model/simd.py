@@ -80,6 +80,8 @@ def _address(context, builder, array_type, array, offset):
 
 @intrinsic
 def vload(typingctx, array, offset):
+    """The 16 values ``array.flat[offset:offset+16]`` of a C-contiguous float32 array of any
+    dimension (no reshape needed: that is a runtime call in numba)."""
     _check_float32_array(array)
 
     def codegen(context, builder, signature, args):
@@ -90,6 +92,7 @@ def vload(typingctx, array, offset):
 
 @intrinsic
 def vstore(typingctx, array, offset, vector):
+    """Store 16 values at ``array.flat[offset:offset+16]`` (as :func:`vload`)."""
     _check_float32_array(array)
 
     def codegen(context, builder, signature, args):

@@ -115,7 +115,8 @@ def test_vectorised_hard_wta_gives_the_bits_of_the_scalar_path(channels, in_chan
 @pytest.mark.parametrize("width", [9, 40])  # 40: patch rows that cross a 32-pixel mask word
 def test_dense_dot_products_add_each_positions_entries_in_patch_order(channels, kernel, stride, units, width):
     """The pixel-mask walk against the plain definition: per position, ``sum += v·w`` over the
-    patch's non-zero entries in (dy, dx, c) order, in float32; the norm and non-zero count too."""
+    patch's non-zero entries in (dy, dx, c) order, in float32, then times the unit's scale; the
+    norm and non-zero count too."""
     rng = np.random.default_rng(kernel * 10 + channels + width)
     X = _images(rng, 1, h=11, w=width, c=channels)[0]
     V = rng.standard_normal((kernel * kernel * channels, units)).astype(np.float32)
@@ -125,7 +126,8 @@ def test_dense_dot_products_add_each_positions_entries_in_patch_order(channels, 
     counts = np.empty(oh * ow, np.int64)
     masks = np.full((11, (width >> 5) + 2), -1, np.int64)  # stale bits: the kernel must clear them
     idx, val = np.empty(V.shape[0] + 4, np.int64), np.empty(V.shape[0] + 4, np.float32)
-    kernels.dense_dot_products(X, V, kernel, stride, masks, idx, val, dots, norms, counts)
+    scales = (rng.random(units) + 0.5).astype(np.float32)
+    kernels.dense_dot_products(X, V, scales, kernel, stride, masks, idx, val, dots, norms, counts)
     for oy in range(oh):
         for ox in range(ow):
             expected = np.zeros(units, np.float32)
@@ -139,8 +141,24 @@ def test_dense_dot_products_add_each_positions_entries_in_patch_order(channels, 
                             sq += float(np.float32(v * v))
                             n += 1
             p = oy * ow + ox
-            np.testing.assert_array_equal(dots[p], expected)
+            np.testing.assert_array_equal(dots[p], expected * scales)
             assert norms[p] == np.float32(np.sqrt(sq)) and counts[p] == n
+
+
+@pytest.mark.parametrize("units", [16, 48, 80, 272])  # one vector; three; four then one; several blocks of four
+@pytest.mark.parametrize("ones", [True, False])  # a hard-WTA emission, or any values
+@pytest.mark.parametrize("nnz", [0, 3, 9, 36])
+def test_dot_products_in_registers_give_the_bits_of_the_unit_by_unit_loop(units, ones, nnz):
+    rng = np.random.default_rng(units + nnz)
+    V = kernels.aligned_copy(rng.standard_normal((100, units)).astype(np.float32))
+    s = (rng.random(units) + 0.5).astype(np.float32)
+    idx = np.sort(rng.choice(100, nnz, replace=False)).astype(np.int64)
+    val = np.ones(nnz, np.float32) if ones else rng.random(nnz).astype(np.float32)
+    vectors, scalar = kernels.aligned_copy(np.full(units, np.nan, np.float32)), np.full(units, np.nan, np.float32)
+    kernels.dot_products(V, s, idx, val, nnz, vectors)
+    kernels.dot_products_scalar(V, s, idx, val, nnz, ones, scalar)
+    np.testing.assert_array_equal(vectors, scalar)
+    np.testing.assert_allclose(scalar, (val @ V[idx]) * s, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("channels", [5, 8, 16, 64])
