@@ -325,46 +325,68 @@ def patch_row_mask(masks, y, x, kernel):
 
 
 @nb.njit(inline="always", **_JIT)
-def masked_patch_dots(flat_x, width, channels, masks, V, s, oy, ox, kernel, stride, dots, out):
-    """:func:`dense_dot_products` of one position into ``dots.flat[out:out+n_ch]``; returns the
-    patch's (nnz, norm). Inlined where it is called, with ``channels`` a constant where it can be
-    (a loop over a variable channel count cost twice the arithmetic)."""
+def masked_patch_dots(flat_x, width, channels, masks, V, s, oy, ox, kernel, stride, pair, dots, out):
+    """:func:`dense_dot_products` of the position (oy, ox) into ``dots.flat[out:out+n_ch]`` and,
+    with ``pair``, of its right neighbour (ox+1) into the next ``n_ch`` values; returns the
+    patches' (nnz, norm, nnz, norm) (the second pair 0 without ``pair``).
+
+    Neighbours share all but ``stride`` columns of their patches: one walk over the union of
+    their masks serves both, with half the data-dependent loop exits (the branch mispredictions
+    that bound this walk). Inlined where it is called, with ``channels`` and ``pair`` constants
+    where they can be (a loop over a variable channel count cost twice the arithmetic)."""
     n_ch = s.shape[0]
     y0 = oy * stride
     x0 = ox * stride
-    nnz = 0
-    sq = 0.0
+    span = kernel + stride if pair else kernel
+    nnz_a = 0
+    nnz_b = 0
+    sq_a = 0.0
+    sq_b = 0.0
     c0 = 0
     while c0 < n_ch:
         wide = n_ch - c0 >= 4 * LANES  # 64 channels in four vectors, else 16 in one
         a0 = vzero(); a1 = vzero(); a2 = vzero(); a3 = vzero()
+        b0 = vzero(); b1 = vzero(); b2 = vzero(); b3 = vzero()
         for dy in range(kernel):
-            m = patch_row_mask(masks, y0 + dy, x0, kernel)
+            m = patch_row_mask(masks, y0 + dy, x0, span)
             base_x = ((y0 + dy) * width + x0) * channels
             base_row = dy * kernel * channels
             while m != 0:
-                dx = lowest_bit(m)
+                e = lowest_bit(m)  # column of the left patch; of the right one: e - stride
                 m &= m - 1
                 for c in range(channels):
-                    e = dx * channels + c
-                    v = flat_x[base_x + e]
-                    if c0 == 0:  # the patch's norm and count, once
-                        sq += v * v
-                        nnz += v != 0.0
-                    row = (base_row + e) * n_ch + c0
+                    v = flat_x[base_x + e * channels + c]
                     splat = vsplat(v)
-                    a0 = vadd(a0, vmul(splat, vload(V, row)))
-                    if wide:
-                        a1 = vadd(a1, vmul(splat, vload(V, row + LANES)))
-                        a2 = vadd(a2, vmul(splat, vload(V, row + 2 * LANES)))
-                        a3 = vadd(a3, vmul(splat, vload(V, row + 3 * LANES)))
-        vstore(dots, out + c0, vmul(a0, vload(s, c0)))
-        if wide:
-            vstore(dots, out + c0 + LANES, vmul(a1, vload(s, c0 + LANES)))
-            vstore(dots, out + c0 + 2 * LANES, vmul(a2, vload(s, c0 + 2 * LANES)))
-            vstore(dots, out + c0 + 3 * LANES, vmul(a3, vload(s, c0 + 3 * LANES)))
+                    if e < kernel:
+                        if c0 == 0:  # the patch's norm and count, once
+                            sq_a += v * v
+                            nnz_a += v != 0.0
+                        row = (base_row + e * channels + c) * n_ch + c0
+                        a0 = vadd(a0, vmul(splat, vload(V, row)))
+                        if wide:
+                            a1 = vadd(a1, vmul(splat, vload(V, row + LANES)))
+                            a2 = vadd(a2, vmul(splat, vload(V, row + 2 * LANES)))
+                            a3 = vadd(a3, vmul(splat, vload(V, row + 3 * LANES)))
+                    if pair and e >= stride:
+                        if c0 == 0:
+                            sq_b += v * v
+                            nnz_b += v != 0.0
+                        row = (base_row + (e - stride) * channels + c) * n_ch + c0
+                        b0 = vadd(b0, vmul(splat, vload(V, row)))
+                        if wide:
+                            b1 = vadd(b1, vmul(splat, vload(V, row + LANES)))
+                            b2 = vadd(b2, vmul(splat, vload(V, row + 2 * LANES)))
+                            b3 = vadd(b3, vmul(splat, vload(V, row + 3 * LANES)))
+        for k in range(2 if pair else 1):
+            at = out + k * n_ch + c0
+            v0, v1, v2, v3 = (a0, a1, a2, a3) if k == 0 else (b0, b1, b2, b3)
+            vstore(dots, at, vmul(v0, vload(s, c0)))
+            if wide:
+                vstore(dots, at + LANES, vmul(v1, vload(s, c0 + LANES)))
+                vstore(dots, at + 2 * LANES, vmul(v2, vload(s, c0 + 2 * LANES)))
+                vstore(dots, at + 3 * LANES, vmul(v3, vload(s, c0 + 3 * LANES)))
         c0 += 4 * LANES if wide else LANES
-    return nnz, np.float32(np.sqrt(sq))
+    return nnz_a, np.float32(np.sqrt(sq_a)), nnz_b, np.float32(np.sqrt(sq_b))
 
 
 @nb.njit(**_JIT)
@@ -394,15 +416,18 @@ def dense_dot_products(X, V, s, kernel, stride, masks, idx, val, dots, norms, co
     pixel_masks(X, masks)
     flat_x = np.ascontiguousarray(X).reshape(X.size)
     for oy in range(oh):
-        for ox in range(ow):
+        for ox in range(0, ow - 1, 2):  # neighbours in pairs (see masked_patch_dots)
             p = oy * ow + ox
             if channels == 1:  # greyscale, the common case: its own code, with no channel loop
-                nnz, norm = masked_patch_dots(flat_x, w, 1, masks, V, s, oy, ox, kernel, stride, dots, p * n_ch)
+                counts[p], norms[p], counts[p + 1], norms[p + 1] = masked_patch_dots(
+                    flat_x, w, 1, masks, V, s, oy, ox, kernel, stride, True, dots, p * n_ch)
             else:
-                nnz, norm = masked_patch_dots(flat_x, w, channels, masks, V, s, oy, ox, kernel, stride, dots,
-                                              p * n_ch)
-            norms[p] = norm
-            counts[p] = nnz
+                counts[p], norms[p], counts[p + 1], norms[p + 1] = masked_patch_dots(
+                    flat_x, w, channels, masks, V, s, oy, ox, kernel, stride, True, dots, p * n_ch)
+        if ow % 2:  # the last position of an odd row on its own
+            p = oy * ow + ow - 1
+            counts[p], norms[p], _, _ = masked_patch_dots(flat_x, w, channels, masks, V, s, oy, ow - 1, kernel, stride,
+                                                          False, dots, p * n_ch)
 
 
 @nb.njit(**_JIT)
