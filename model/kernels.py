@@ -210,9 +210,9 @@ def layer_forward_sample(X, V, s, theta, kernel, stride, pool, grid, mode, k, te
 
     Writes the pooled emission map ``out_map[PH, PW, K]`` (the max of the competition outputs over
     a pooling cell, or with ``pool_winner`` only its best-scoring winner), the sum-pooled triangle features
-    ``feats[G, G, K]`` and, per output position, the competition result into ``scratch`` (see
-    :func:`forward_scratch`; used by the learner, skipped when ``compete_all`` is false and nobody
-    reads the emission).
+    ``feats[G, G, K]`` and, with ``compete_all`` (for the learner), per output position the
+    competition result into ``scratch`` (see :func:`forward_scratch`). Without ``compete_all`` a
+    layer whose emission nobody reads (the last) skips its competition.
     """
     pos_active, pos_y, pos_win, pos_nwin = scratch.pos_active, scratch.pos_y, scratch.pos_win, scratch.pos_nwin
     starts, chans, vals, masks = scratch.starts, scratch.chans, scratch.vals, scratch.masks
