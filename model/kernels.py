@@ -333,7 +333,10 @@ def masked_patch_dots(flat_x, width, channels, masks, V, s, oy, ox, kernel, stri
     Neighbours share all but ``stride`` columns of their patches: one walk over the union of
     their masks serves both, with half the data-dependent loop exits (the branch mispredictions
     that bound this walk). Inlined where it is called, with ``channels`` and ``pair`` constants
-    where they can be (a loop over a variable channel count cost twice the arithmetic)."""
+    where they can be (a loop over a variable channel count cost twice the arithmetic). The
+    four-accumulator adds and stores are written out here and in :func:`dot_products`: shared
+    through inlined helpers returning the four vectors, layer 1 took 54 instead of 32 µs per
+    sample (and 37 with only the stores shared)."""
     n_ch = s.shape[0]
     y0 = oy * stride
     x0 = ox * stride
