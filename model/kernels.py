@@ -130,7 +130,9 @@ def patch_at(X, starts, chans, vals, oy, ox, kernel, stride, idx, val):
     return gather_patch(starts, chans, vals, X.shape[1], X.shape[2], oy, ox, kernel, stride, idx, val)
 
 
-@nb.njit(**_JIT)
+# inlined (as dot_products): called at every position of a sparse input, the calls with their
+# array arguments cost ~7 % of batched prediction (Zen 3 host, 2026-11-27)
+@nb.njit(inline="always", **_JIT)
 def gather_patch(starts, chans, vals, width, channels, oy, ox, kernel, stride, idx, val):
     """Collect the non-zero entries of the patch at output position (oy, ox) in (dy, dx, c) order;
     return (nnz, norm).
@@ -433,7 +435,7 @@ def dense_dot_products(X, V, s, kernel, stride, masks, idx, val, dots, norms, co
                                                           False, dots, p * n_ch)
 
 
-@nb.njit(**_JIT)
+@nb.njit(inline="always", **_JIT)
 def dot_products(V, s, idx, val, nnz, z):
     """``z = s ⊙ (Vᵀ·x)`` for the sparse patch ``(idx, val)``: the raw dot products ``w_j·x``.
 
