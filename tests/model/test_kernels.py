@@ -111,7 +111,9 @@ def test_vectorised_hard_wta_gives_the_bits_of_the_scalar_path(channels, in_chan
 
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("kernel,stride", [(3, 1), (5, 1), (4, 2)])
-@pytest.mark.parametrize("units", [16, 80, 12])  # one vector, four vectors then one, or no whole vector
+# one vector; four vectors then one; no whole vector; 64 (with one channel, 5x5 patches and stride
+# 1: the MNIST presets' first layer, which has its own code with these sizes as constants)
+@pytest.mark.parametrize("units", [16, 80, 12, 64])
 @pytest.mark.parametrize("width", [9, 40])  # 40: patch rows that cross a 32-pixel mask word
 def test_dense_dot_products_add_each_positions_entries_in_patch_order(channels, kernel, stride, units, width):
     """The pixel-mask walk against the plain definition: per position, ``sum += v·w`` over the
