@@ -775,64 +775,65 @@ def layer_forward_chunk(X, V, s, theta, kernel, stride, pool, grid, mode, k, tem
 def readout_scores(F, W, out):
     """``out[n] = F[n] @ W`` for the feature-major weights ``W[d, classes]``.
 
-    Sixteen samples at a time share a vector (one per lane), so each weight is read once per
-    block and broadcast; per lane the order is fixed: features of even index summed in order,
-    those of odd index likewise, then the two sums added. A sample's scores therefore do not
-    depend on the batch it is scored in (a short block pads its lanes with zeros). Classes go
-    four at a time: eight independent sums keep the vector units busy."""
+    Classes share a vector (sixteen per pass, ``W``'s rows copied into zero-padded 16-wide rows),
+    and four samples go together, so each weight vector is loaded once for four samples; each
+    sample's features are read in place, in order. Per sample and class the order is fixed:
+    features of even index summed in order, those of odd index likewise, then the two sums added
+    (float32 products and sums, no fused multiply-add). A sample's scores therefore do not depend
+    on the batch it is scored in. (The former layout, samples in the lanes, first copied every
+    feature of sixteen samples into lane order one value at a time: 4.5 µs per sample for 3,073
+    features and ten classes on AMD Zen 4, against ~1 µs now.)"""
     n, d = F.shape
     n_cls = W.shape[1]
-    columns = aligned_empty(d * LANES, np.float32)  # the block's features, feature-major (all written per block)
-    sums = aligned_empty(n_cls * LANES, np.float32)
+    rows = aligned_empty(d * LANES, np.float32)
+    lanes = aligned_empty(LANES, np.float32)
     pairs = d // 2
-    for n0 in range(0, n, LANES):
-        lanes = min(LANES, n - n0)
+    for c0 in range(0, n_cls, LANES):
+        width = min(LANES, n_cls - c0)
         for i in range(d):
-            for lane in range(lanes):
-                columns[i * LANES + lane] = F[n0 + lane, i]
-            for lane in range(lanes, LANES):
-                columns[i * LANES + lane] = 0.0
-        c = 0
-        while c < n_cls:
-            group = min(4, n_cls - c)
-            if group == 4:
-                e0 = vzero(); e1 = vzero(); e2 = vzero(); e3 = vzero()
-                o0 = vzero(); o1 = vzero(); o2 = vzero(); o3 = vzero()
-                for i in range(pairs):
-                    even = vload(columns, 2 * i * LANES)
-                    odd = vload(columns, (2 * i + 1) * LANES)
-                    e0 = vadd(e0, vmul(even, vsplat(W[2 * i, c])))
-                    e1 = vadd(e1, vmul(even, vsplat(W[2 * i, c + 1])))
-                    e2 = vadd(e2, vmul(even, vsplat(W[2 * i, c + 2])))
-                    e3 = vadd(e3, vmul(even, vsplat(W[2 * i, c + 3])))
-                    o0 = vadd(o0, vmul(odd, vsplat(W[2 * i + 1, c])))
-                    o1 = vadd(o1, vmul(odd, vsplat(W[2 * i + 1, c + 1])))
-                    o2 = vadd(o2, vmul(odd, vsplat(W[2 * i + 1, c + 2])))
-                    o3 = vadd(o3, vmul(odd, vsplat(W[2 * i + 1, c + 3])))
-                if d % 2:
-                    last = vload(columns, (d - 1) * LANES)
-                    e0 = vadd(e0, vmul(last, vsplat(W[d - 1, c])))
-                    e1 = vadd(e1, vmul(last, vsplat(W[d - 1, c + 1])))
-                    e2 = vadd(e2, vmul(last, vsplat(W[d - 1, c + 2])))
-                    e3 = vadd(e3, vmul(last, vsplat(W[d - 1, c + 3])))
-                vstore(sums, c * LANES, vadd(e0, o0))
-                vstore(sums, (c + 1) * LANES, vadd(e1, o1))
-                vstore(sums, (c + 2) * LANES, vadd(e2, o2))
-                vstore(sums, (c + 3) * LANES, vadd(e3, o3))
-            else:  # the same sums, one class at a time
-                for cc in range(c, c + group):
-                    e0 = vzero()
-                    o0 = vzero()
-                    for i in range(pairs):
-                        e0 = vadd(e0, vmul(vload(columns, 2 * i * LANES), vsplat(W[2 * i, cc])))
-                        o0 = vadd(o0, vmul(vload(columns, (2 * i + 1) * LANES), vsplat(W[2 * i + 1, cc])))
-                    if d % 2:
-                        e0 = vadd(e0, vmul(vload(columns, (d - 1) * LANES), vsplat(W[d - 1, cc])))
-                    vstore(sums, cc * LANES, vadd(e0, o0))
-            c += group
-        for lane in range(lanes):
-            for cc in range(n_cls):
-                out[n0 + lane, cc] = sums[cc * LANES + lane]
+            for c in range(width):
+                rows[i * LANES + c] = W[i, c0 + c]
+            for c in range(width, LANES):
+                rows[i * LANES + c] = 0.0
+        n0 = 0
+        while n0 + 4 <= n:
+            e0 = vzero(); e1 = vzero(); e2 = vzero(); e3 = vzero()
+            o0 = vzero(); o1 = vzero(); o2 = vzero(); o3 = vzero()
+            for i in range(pairs):
+                even = vload(rows, 2 * i * LANES)
+                odd = vload(rows, (2 * i + 1) * LANES)
+                e0 = vadd(e0, vmul(vsplat(F[n0, 2 * i]), even))
+                e1 = vadd(e1, vmul(vsplat(F[n0 + 1, 2 * i]), even))
+                e2 = vadd(e2, vmul(vsplat(F[n0 + 2, 2 * i]), even))
+                e3 = vadd(e3, vmul(vsplat(F[n0 + 3, 2 * i]), even))
+                o0 = vadd(o0, vmul(vsplat(F[n0, 2 * i + 1]), odd))
+                o1 = vadd(o1, vmul(vsplat(F[n0 + 1, 2 * i + 1]), odd))
+                o2 = vadd(o2, vmul(vsplat(F[n0 + 2, 2 * i + 1]), odd))
+                o3 = vadd(o3, vmul(vsplat(F[n0 + 3, 2 * i + 1]), odd))
+            if d % 2:
+                last = vload(rows, (d - 1) * LANES)
+                e0 = vadd(e0, vmul(vsplat(F[n0, d - 1]), last))
+                e1 = vadd(e1, vmul(vsplat(F[n0 + 1, d - 1]), last))
+                e2 = vadd(e2, vmul(vsplat(F[n0 + 2, d - 1]), last))
+                e3 = vadd(e3, vmul(vsplat(F[n0 + 3, d - 1]), last))
+            for g in range(4):
+                vstore(lanes, 0, vadd(e0, o0) if g == 0 else vadd(e1, o1) if g == 1 else
+                       vadd(e2, o2) if g == 2 else vadd(e3, o3))
+                for c in range(width):
+                    out[n0 + g, c0 + c] = lanes[c]
+            n0 += 4
+        while n0 < n:  # the last samples one at a time: the same sums
+            e0 = vzero()
+            o0 = vzero()
+            for i in range(pairs):
+                e0 = vadd(e0, vmul(vsplat(F[n0, 2 * i]), vload(rows, 2 * i * LANES)))
+                o0 = vadd(o0, vmul(vsplat(F[n0, 2 * i + 1]), vload(rows, (2 * i + 1) * LANES)))
+            if d % 2:
+                e0 = vadd(e0, vmul(vsplat(F[n0, d - 1]), vload(rows, (d - 1) * LANES)))
+            vstore(lanes, 0, vadd(e0, o0))
+            for c in range(width):
+                out[n0, c0 + c] = lanes[c]
+            n0 += 1
 
 
 @nb.njit(**_JIT)
