@@ -24,8 +24,8 @@ import numpy as np
 from model.nrt import unowned
 from model.rules.instar import instar_update
 from model.rules.oja import oja_update
-from model.simd import (LANES, lowest_bit, nonzero_lanes, vadd, vfirst_equal, vhalves_add, vhmax, vload, vmax, vmul, vsplat, vstore, vsub,
-                        vtree_sum, vzero, vzero_half)
+from model.simd import (LANES, lowest_bit, nonzero_lanes, vadd, vfirst_equal, vhalves_add, vhmax, vload, vload_at, vmax, vmul, vsplat, vstore,
+                        vstore_at, vsub, vtree_sum, vzero, vzero_half)
 
 COMP_HARD, COMP_KWTA, COMP_SOFT = 0, 1, 2
 # bytes of a cache line: a 16-lane vector at a multiple of it is one line, not parts of two
@@ -222,11 +222,11 @@ def layer_forward_sample(X, V, s, theta, kernel, stride, pool, grid, mode, k, te
     z, score, y, winners = scratch.z, scratch.score, scratch.y, scratch.winners
     cell_score, cell_winner, cell_y = scratch.cell_score, scratch.cell_winner, scratch.cell_y
     n_ch = V.shape[1]
-    dense = X.shape[2] <= DENSE_GATHER_CHANNELS
-    if dense:
+    # every position's dot products first, into ``dots`` (one call per sample: see hard_position_vectors)
+    if X.shape[2] <= DENSE_GATHER_CHANNELS:
         dense_dot_products(X, V, s, kernel, stride, masks, idx, val, dots, norms, counts)
     else:
-        index_input(X, starts, chans, vals)
+        sparse_dot_products(X, V, s, kernel, stride, starts, chans, vals, idx, val, z, dots, norms, counts)
     need_competition = compete_all or out_map.shape[0] > 0
     oh = (X.shape[0] - kernel) // stride + 1
     ow = (X.shape[1] - kernel) // stride + 1
@@ -238,6 +238,10 @@ def layer_forward_sample(X, V, s, theta, kernel, stride, pool, grid, mode, k, te
         cell_score[:] = -np.inf
         cell_winner[:] = -1
         cell_y[:] = 0.0
+    # addresses for the per-position vector steps (see hard_position_vectors)
+    # (signed: numba turns an unsigned address plus a signed offset into a float)
+    dots_at, theta_at = np.int64(dots.ctypes.data), np.int64(theta.ctypes.data)
+    score_at, feats_at = np.int64(score.ctypes.data), np.int64(feats.ctypes.data)
     # grid and pooling cells follow the position incrementally: no integer division per position
     for oy in range(oh):
         cy = oy * grid // oh
@@ -253,38 +257,35 @@ def layer_forward_sample(X, V, s, theta, kernel, stride, pool, grid, mode, k, te
             while (cx + 1) * ow <= ox * grid:
                 cx += 1
             p = oy * ow + ox
-            if dense:
-                nnz, norm = counts[p], norms[p]
-            else:
-                nnz, norm = gather_patch(starts, chans, vals, X.shape[1], X.shape[2], oy, ox, kernel, stride, idx, val)
+            nnz, norm = counts[p], norms[p]
             if norm < min_norm or nnz == 0:
                 pos_active[p] = False
                 continue
             pos_active[p] = True
-            # the position's dot products: computed for every position of a dense input already
-            # (read in place: copied, the copy's reload waited for its store on AMD Zen 4)
-            zp = dots[p] if dense else z
-            if not dense:
-                dot_products(V, s, idx, val, nnz, z)
+            # the position's dot products are read in place (copied, the copy's reload waited for
+            # its store on AMD Zen 4)
             # the per-position steps are inline or small helpers: one call passing the 13 arrays
             # involved cost ~110 ns per position, more than the steps themselves
             n_win = 0
             if vectors:  # hard WTA and the triangle features, 16 channels at a time, same results
-                winner = hard_position_vectors(zp, norm, theta, score, feats, (cy * grid + cx) * n_ch,
-                                               grid > 0, need_competition)
+                winner = hard_position_vectors(dots_at + 4 * p * n_ch, norm, theta_at, score_at,
+                                               feats_at + 4 * (cy * grid + cx) * n_ch, n_ch, grid > 0,
+                                               need_competition)
+                if winner == n_ch:  # NaN scores (a zero norm with min_input_norm 0)
+                    winner = first_argmax(score)
                 if need_competition:
                     n_win = 1
                     winners[0] = winner
                     y[winner] = 1.0
             elif need_competition:  # a last layer that is not learning has no use for its competition
-                n_win = compete_position(zp, norm, theta, mode, k, temperature, score, y, winners)
+                n_win = compete_position(dots[p], norm, theta, mode, k, temperature, score, y, winners)
             if compete_all:  # for the learner
                 pos_nwin[p] = n_win
                 for w in range(n_win):
                     pos_win[p, w] = winners[w]
                     pos_y[p, w] = y[winners[w]]
             if grid > 0 and not vectors:
-                add_triangle_features(zp, feats, cy, cx)
+                add_triangle_features(dots[p], feats, cy, cx)
             # emission: the competition output, max-pooled for the next layer
             if qy < out_map.shape[0] and qx < out_map.shape[1]:
                 for w in range(n_win):
@@ -442,8 +443,47 @@ def dense_dot_products(X, V, s, kernel, stride, masks, idx, val, dots, norms, co
 
 
 @nb.njit(inline="always", **_JIT)
-def dot_products(V, s, idx, val, nnz, z):
-    """``z = s ⊙ (Vᵀ·x)`` for the sparse patch ``(idx, val)``: the raw dot products ``w_j·x``.
+def all_ones(val, nnz):
+    """Whether the patch's first ``nnz`` values are all 1 (the emission of a hard-WTA layer)."""
+    ones = True
+    for t in range(nnz):
+        ones &= val[t] == np.float32(1.0)
+    return ones
+
+
+@nb.njit(**_JIT)
+def sparse_dot_products(X, V, s, kernel, stride, starts, chans, vals, idx, val, z, dots, norms, counts):
+    """:func:`dense_dot_products` for an input with many channels (an emission map, mostly zeros):
+    index its non-zeros (:func:`index_input`), then per position gather the patch's and sum their
+    weight rows (:func:`dot_products`).
+    ``dots[p]`` of a position without non-zeros is left as it was (nothing reads it). The gather
+    and the sums are inlined here, in a function of their own: inlined into the position loop of
+    :func:`layer_forward_sample`, numba counted references to their arrays with runtime calls at
+    every position."""
+    index_input(X, starts, chans, vals)
+    oh = (X.shape[0] - kernel) // stride + 1
+    ow = (X.shape[1] - kernel) // stride + 1
+    n_ch = V.shape[1]
+    for oy in range(oh):
+        for ox in range(ow):
+            p = oy * ow + ox
+            nnz, norm = gather_patch(starts, chans, vals, X.shape[1], X.shape[2], oy, ox, kernel, stride, idx, val)
+            counts[p] = nnz
+            norms[p] = norm
+            if nnz == 0:
+                continue
+            if n_ch % LANES:
+                dot_products_scalar(V, s, idx, val, nnz, all_ones(val, nnz), z)
+                for j in range(n_ch):
+                    dots[p, j] = z[j]
+            else:
+                dot_products(V, s, idx, val, nnz, dots, p * n_ch)
+
+
+@nb.njit(inline="always", **_JIT)
+def dot_products(V, s, idx, val, nnz, out, at):
+    """``out.flat[at:at+K] = s ⊙ (Vᵀ·x)`` for the sparse patch ``(idx, val)`` (``K = len(s)``, a
+    multiple of 16; else :func:`dot_products_scalar`): the raw dot products ``w_j·x``.
 
     Rows are accumulated four at a time (a fixed association, so still bit-reproducible), and 64
     units at a time in four vector registers over the whole patch: accumulated in ``z`` instead,
@@ -452,12 +492,7 @@ def dot_products(V, s, idx, val, nnz, z):
     retire. A patch of ones only (the emission of a hard-WTA layer) skips the multiplications:
     ``1·v`` is ``v`` exactly, so the sums are the same bits, ~30 % sooner."""
     n_ch = V.shape[1]
-    ones = True
-    for t in range(nnz):
-        ones &= val[t] == np.float32(1.0)
-    if n_ch % LANES:
-        dot_products_scalar(V, s, idx, val, nnz, ones, z)
-        return
+    ones = all_ones(val, nnz)
     c0 = 0
     while c0 < n_ch:
         wide = n_ch - c0 >= 4 * LANES  # 64 units in four vectors, else 16 in one
@@ -499,11 +534,11 @@ def dot_products(V, s, idx, val, nnz, z):
                 a2 = vadd(a2, vmul(v0, vload(V, o0 + 2 * LANES)))
                 a3 = vadd(a3, vmul(v0, vload(V, o0 + 3 * LANES)))
             t += 1
-        vstore(z, c0, vmul(a0, vload(s, c0)))
+        vstore(out, at + c0, vmul(a0, vload(s, c0)))
         if wide:
-            vstore(z, c0 + LANES, vmul(a1, vload(s, c0 + LANES)))
-            vstore(z, c0 + 2 * LANES, vmul(a2, vload(s, c0 + 2 * LANES)))
-            vstore(z, c0 + 3 * LANES, vmul(a3, vload(s, c0 + 3 * LANES)))
+            vstore(out, at + c0 + LANES, vmul(a1, vload(s, c0 + LANES)))
+            vstore(out, at + c0 + 2 * LANES, vmul(a2, vload(s, c0 + 2 * LANES)))
+            vstore(out, at + c0 + 3 * LANES, vmul(a3, vload(s, c0 + 3 * LANES)))
         c0 += 4 * LANES if wide else LANES
 
 
@@ -589,20 +624,21 @@ def compete_position(z, norm, theta, mode, k, temperature, score, y, winners):
 
 
 @nb.njit(inline="always", **_JIT)
-def hard_position_vectors(z, norm, theta, score, feats, cell, features, competition):
+def hard_position_vectors(z_at, norm, theta_at, score_at, feats_at, n_ch, features, competition):
     """:func:`compete_position` (hard WTA) and :func:`add_triangle_features` for one position, 16
-    channels at a time (``len(z)`` a multiple of 16): the same operations in the same order per
-    value, so the same bits. Returns the winner (-1 without ``competition``); the features go to
-    ``feats.flat[cell:cell+len(z)]``."""
-    n_ch = z.shape[0]
+    channels at a time (``n_ch`` a multiple of 16): the same operations in the same order per
+    value, so the same bits. Returns the winner (-1 without ``competition``; ``n_ch`` if the
+    scores hold NaN: the caller then picks as the scalar path does); the features are added at
+    ``feats_at``. The arrays come as addresses (``ctypes.data``, see :func:`model.simd.vload_at`):
+    passed as arrays, each cost two runtime calls per position (~20 % of layer 1's time)."""
     inv = vsplat(np.float32(1.0) / norm)
     best = vsplat(np.float32(-np.inf))
     halves = vzero_half()
     for b in range(0, n_ch, LANES):
-        zb = vload(z, b)
+        zb = vload_at(z_at, b)
         if competition:
-            sb = vsub(vmul(zb, inv), vload(theta, b))
-            vstore(score, b, sb)
+            sb = vsub(vmul(zb, inv), vload_at(theta_at, b))
+            vstore_at(score_at, b, sb)
             best = vmax(best, sb)
         if features:  # lane_sum's eight partial sums take the lanes of each half in turn
             halves = vhalves_add(halves, zb)
@@ -615,16 +651,14 @@ def hard_position_vectors(z, norm, theta, score, feats, cell, features, competit
         # just stored waits for the store to retire on AMD Zen 4, which stores it in two halves)
         winner = n_ch
         for b in range(0, n_ch, LANES):
-            lane = vfirst_equal(vsub(vmul(vload(z, b), inv), vload(theta, b)), m)
+            lane = vfirst_equal(vsub(vmul(vload_at(z_at, b), inv), vload_at(theta_at, b)), m)
             winner = min(winner, b + lane if lane < LANES else n_ch)
-        if winner == n_ch:  # NaN scores (a zero norm with min_input_norm 0): what the scalar path picks
-            winner = first_argmax(score)
     if features:
         mean = vsplat(vtree_sum(halves) / np.float32(n_ch))
         zero = vzero()
         for b in range(0, n_ch, LANES):
-            relu = vmax(vsub(vload(z, b), mean), zero)
-            vstore(feats, cell + b, vadd(vload(feats, cell + b), relu))
+            relu = vmax(vsub(vload_at(z_at, b), mean), zero)
+            vstore_at(feats_at, b, vadd(vload_at(feats_at, b), relu))
     return winner
 
 

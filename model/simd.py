@@ -102,6 +102,44 @@ def vstore(typingctx, array, offset, vector):
     return types.void(array, types.intp, f32x16), codegen
 
 
+def _raw_address(builder, address, offset):
+    data = builder.inttoptr(address, ir.FloatType().as_pointer())
+    return builder.bitcast(builder.gep(data, [offset]), _VECTOR.as_pointer())
+
+
+def _check_address(address) -> None:
+    if not isinstance(address, types.Integer):
+        raise TypeError(f"simd needs an integer address (array.ctypes.data), got {address}")
+
+
+@intrinsic
+def vload_at(typingctx, address, offset):
+    """:func:`vload` from float32 data at ``address`` (an ``array.ctypes.data``) + ``offset`` values.
+
+    For helpers inlined into a per-position loop: an array passed to an inlined helper becomes
+    a new reference, and numba counts it with calls into its runtime (one per array on entry,
+    one on exit, each spilling the vector registers) that its pruning pass cannot remove across
+    the helper's loops. An address is a plain integer. The caller keeps the array alive."""
+    _check_address(address)
+
+    def codegen(context, builder, signature, args):
+        return builder.load(_raw_address(builder, args[0], args[1]), align=4)
+
+    return f32x16(address, types.intp), codegen
+
+
+@intrinsic
+def vstore_at(typingctx, address, offset, vector):
+    """Store 16 values at ``address`` + ``offset`` values (as :func:`vload_at`)."""
+    _check_address(address)
+
+    def codegen(context, builder, signature, args):
+        builder.store(args[2], _raw_address(builder, args[0], args[1]), align=4)
+        return context.get_dummy_value()
+
+    return types.void(address, types.intp, f32x16), codegen
+
+
 @intrinsic
 def vzero(typingctx):
     def codegen(context, builder, signature, args):

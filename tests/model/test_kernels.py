@@ -156,11 +156,43 @@ def test_dot_products_in_registers_give_the_bits_of_the_unit_by_unit_loop(units,
     s = (rng.random(units) + 0.5).astype(np.float32)
     idx = np.sort(rng.choice(100, nnz, replace=False)).astype(np.int64)
     val = np.ones(nnz, np.float32) if ones else rng.random(nnz).astype(np.float32)
-    vectors, scalar = kernels.aligned_copy(np.full(units, np.nan, np.float32)), np.full(units, np.nan, np.float32)
-    kernels.dot_products(V, s, idx, val, nnz, vectors)
+    vectors, scalar = kernels.aligned_copy(np.full((2, units), np.nan, np.float32)), np.full(units, np.nan, np.float32)
+    kernels.dot_products(V, s, idx, val, nnz, vectors, units)  # into the second row
     kernels.dot_products_scalar(V, s, idx, val, nnz, ones, scalar)
-    np.testing.assert_array_equal(vectors, scalar)
+    assert kernels.all_ones(val, nnz) == (ones or nnz == 0)
+    np.testing.assert_array_equal(vectors[1], scalar)
+    assert np.isnan(vectors[0]).all()  # nothing written outside its row
     np.testing.assert_allclose(scalar, (val @ V[idx]) * s, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("units", [16, 24])  # vectors; unit by unit
+def test_sparse_dot_products_give_each_positions_patch_sums(units):
+    rng = np.random.default_rng(units)
+    X = rng.random((6, 7, 32)).astype(np.float32)
+    X[X < 0.9] = 0.0
+    X[0:3, 0:3] = 0.0  # a position without non-zeros
+    X[4, 5, 3:9] = 1.0
+    kernel, stride = 3, 1
+    n_in = kernel * kernel * 32
+    V = kernels.aligned_copy(rng.standard_normal((n_in, units)).astype(np.float32))
+    s = (rng.random(units) + 0.5).astype(np.float32)
+    scratch = kernels.forward_scratch(X[None], kernel, stride, n_in, units, kernels.COMP_HARD, 1, (0, 0))
+    dots, norms, counts = scratch.dots, scratch.norms, scratch.counts
+    dots[:] = np.nan
+    kernels.sparse_dot_products(X, V, s, kernel, stride, scratch.starts, scratch.chans, scratch.vals, scratch.idx,
+                                scratch.val, scratch.z, dots, norms, counts)
+    idx, val, z = np.empty(n_in + 8, np.int64), np.empty(n_in + 8, np.float32), np.empty(units, np.float32)
+    ow = 7 - kernel + 1
+    for p in range(len(dots)):
+        nnz, norm = kernels.patch_at(X, scratch.starts, scratch.chans, scratch.vals, p // ow, p % ow, kernel, stride,
+                                     idx, val)
+        assert (counts[p], norms[p]) == (nnz, norm)
+        if nnz == 0:
+            assert np.isnan(dots[p]).all()  # left alone: nothing reads it
+            continue
+        kernels.dot_products_scalar(V, s, idx, val, nnz, kernels.all_ones(val, nnz), z)
+        np.testing.assert_array_equal(dots[p], z)
+    assert (counts == 0).any() and (counts > 0).any()
 
 
 @pytest.mark.parametrize("channels", [5, 8, 16, 64])
@@ -324,6 +356,25 @@ def test_simd_vectors_take_float32_only():
         splat(out, 0.5)
     with pytest.raises((TypeError, numba.core.errors.TypingError), match="float32"):
         splat(np.zeros(16), np.float32(0.5))
+
+
+def test_simd_address_loads_and_stores_read_and_write_the_arrays_values():
+    import numba
+
+    from model.simd import vadd, vload_at, vstore_at
+
+    @numba.njit
+    def add_at(a, b, out, offset):
+        vstore_at(np.int64(out.ctypes.data), offset, vadd(vload_at(np.int64(a.ctypes.data), offset),
+                                                          vload_at(np.int64(b.ctypes.data), offset)))
+
+    a, b = np.arange(40, dtype=np.float32), np.full(40, 0.25, np.float32)
+    out = np.full(40, np.nan, np.float32)
+    add_at(a, b, out, 3)  # an offset in values, at no particular alignment
+    np.testing.assert_array_equal(out[3:19], a[3:19] + b[3:19])
+    assert np.isnan(out[:3]).all() and np.isnan(out[19:]).all()
+    with pytest.raises((TypeError, numba.core.errors.TypingError), match="address"):
+        numba.njit(lambda a: vload_at(0.5, 0))(a)
 
 
 def test_unowned_views_share_the_data_and_hold_no_reference():
