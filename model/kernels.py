@@ -240,8 +240,7 @@ def layer_forward_sample(X, V, s, theta, kernel, stride, pool, grid, mode, k, te
         cell_y[:] = 0.0
     # addresses for the per-position vector steps (see hard_position_vectors)
     # (signed: numba turns an unsigned address plus a signed offset into a float)
-    dots_at, theta_at = np.int64(dots.ctypes.data), np.int64(theta.ctypes.data)
-    score_at, feats_at = np.int64(score.ctypes.data), np.int64(feats.ctypes.data)
+    dots_at, theta_at, feats_at = np.int64(dots.ctypes.data), np.int64(theta.ctypes.data), np.int64(feats.ctypes.data)
     # grid and pooling cells follow the position incrementally: no integer division per position
     for oy in range(oh):
         cy = oy * grid // oh
@@ -268,10 +267,15 @@ def layer_forward_sample(X, V, s, theta, kernel, stride, pool, grid, mode, k, te
             # involved cost ~110 ns per position, more than the steps themselves
             n_win = 0
             if vectors:  # hard WTA and the triangle features, 16 channels at a time, same results
-                winner = hard_position_vectors(dots_at + 4 * p * n_ch, norm, theta_at, score_at,
-                                               feats_at + 4 * (cy * grid + cx) * n_ch, n_ch, grid > 0,
-                                               need_competition)
-                if winner == n_ch:  # NaN scores (a zero norm with min_input_norm 0)
+                z_at, cell_at = dots_at + 4 * p * n_ch, feats_at + 4 * (cy * grid + cx) * n_ch
+                if n_ch == 64:  # the MNIST presets' first layer: its four score vectors stay in registers
+                    winner = hard_position_vectors(z_at, norm, theta_at, cell_at, 64, grid > 0, need_competition)
+                else:
+                    winner = hard_position_vectors(z_at, norm, theta_at, cell_at, n_ch, grid > 0, need_competition)
+                if winner == n_ch:  # NaN scores (a zero norm with min_input_norm 0): as the scalar path
+                    inv = np.float32(1.0) / norm
+                    for j in range(n_ch):
+                        score[j] = dots[p, j] * inv - theta[j]
                     winner = first_argmax(score)
                 if need_competition:
                     n_win = 1
@@ -291,8 +295,9 @@ def layer_forward_sample(X, V, s, theta, kernel, stride, pool, grid, mode, k, te
                 for w in range(n_win):
                     j = winners[w]
                     if pool_winner:  # the cell keeps its best-scoring winner (first one on ties)
-                        if score[j] > cell_score[qy, qx]:
-                            cell_score[qy, qx] = score[j]
+                        score_j = dots[p, j] * (np.float32(1.0) / norm) - theta[j]  # the competition's score
+                        if score_j > cell_score[qy, qx]:
+                            cell_score[qy, qx] = score_j
                             cell_winner[qy, qx] = j
                             cell_y[qy, qx] = y[j]
                     else:  # branch-free: whether the cell already holds j is data-dependent
@@ -624,12 +629,13 @@ def compete_position(z, norm, theta, mode, k, temperature, score, y, winners):
 
 
 @nb.njit(inline="always", **_JIT)
-def hard_position_vectors(z_at, norm, theta_at, score_at, feats_at, n_ch, features, competition):
+def hard_position_vectors(z_at, norm, theta_at, feats_at, n_ch, features, competition):
     """:func:`compete_position` (hard WTA) and :func:`add_triangle_features` for one position, 16
     channels at a time (``n_ch`` a multiple of 16): the same operations in the same order per
     value, so the same bits. Returns the winner (-1 without ``competition``; ``n_ch`` if the
     scores hold NaN: the caller then picks as the scalar path does); the features are added at
-    ``feats_at``. The arrays come as addresses (``ctypes.data``, see :func:`model.simd.vload_at`):
+    ``feats_at``. The scores are not stored: with ``n_ch`` a constant the winner search reuses
+    them from registers (nothing stored between the two loops), else it computes them again. The arrays come as addresses (``ctypes.data``, see :func:`model.simd.vload_at`):
     passed as arrays, each cost two runtime calls per position (~20 % of layer 1's time)."""
     inv = vsplat(np.float32(1.0) / norm)
     best = vsplat(np.float32(-np.inf))
@@ -637,9 +643,7 @@ def hard_position_vectors(z_at, norm, theta_at, score_at, feats_at, n_ch, featur
     for b in range(0, n_ch, LANES):
         zb = vload_at(z_at, b)
         if competition:
-            sb = vsub(vmul(zb, inv), vload_at(theta_at, b))
-            vstore_at(score_at, b, sb)
-            best = vmax(best, sb)
+            best = vmax(best, vsub(vmul(zb, inv), vload_at(theta_at, b)))
         if features:  # lane_sum's eight partial sums take the lanes of each half in turn
             halves = vhalves_add(halves, zb)
     winner = -1
@@ -647,8 +651,8 @@ def hard_position_vectors(z_at, norm, theta_at, score_at, feats_at, n_ch, featur
         m = vhmax(best)
         # the lowest matching index, without a branch per block (which block holds the maximum
         # is data-dependent: a branch on it mispredicted at most positions)
-        # (the scores computed again, not reloaded from ``score``: a 512-bit reload of what was
-        # just stored waits for the store to retire on AMD Zen 4, which stores it in two halves)
+        # (the scores computed again, not stored and reloaded: a 512-bit reload of what was just
+        # stored waits for the store to retire on AMD Zen 4, which stores it in two halves)
         winner = n_ch
         for b in range(0, n_ch, LANES):
             lane = vfirst_equal(vsub(vmul(vload_at(z_at, b), inv), vload_at(theta_at, b)), m)

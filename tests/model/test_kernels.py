@@ -40,6 +40,33 @@ def test_layer_learning_matches_reference(mode, rule, pool_mode, in_channels):
     np.testing.assert_array_equal(layer.last_win, last_win)
 
 
+@pytest.mark.parametrize("channels", [16, 64])  # hard WTA on vectors; 64 units: the constant-size path
+@pytest.mark.parametrize("pool_mode", ["max", "winner"])
+@pytest.mark.parametrize("in_channels", [1, 16])  # dense mask walk; sparse gather
+def test_vector_hard_wta_learns_and_predicts_as_the_reference(channels, pool_mode, in_channels):
+    rng = np.random.default_rng(channels + in_channels)
+    cfg = LayerConfig(channels=channels, kernel=3, stride=1, pool=2, readout_grid=2, pool_mode=pool_mode,
+                      plasticity={"lr0": 0.2, "lr_halflife": 5.0, "homeostasis": 0.01})
+    layer = CompetitiveLayer(cfg, (12, 12, in_channels), np.random.default_rng(5))
+    W = layer.weights.copy()
+    theta, wins, last_win = layer.thresholds.copy(), layer.wins.copy(), layer.last_win.copy()
+    X = _images(rng, 6, c=in_channels)
+    out, feats = layer.learn(X, sample0=0)
+    for n in range(len(X)):
+        e_ref, f_ref = reference.layer_step(X[n], W, theta, wins, last_win, n, cfg, layer.emission_shape)
+        np.testing.assert_allclose(out[n], e_ref, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(feats[n], f_ref, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(layer.weights, W, rtol=1e-3, atol=1e-4)
+    out, feats = layer.forward(X)  # prediction: the competition's scores are not stored on this path
+    W, theta = layer.weights.copy(), layer.thresholds.copy()
+    for n in range(len(X)):
+        e_ref, f_ref = reference.layer_step(X[n], W, theta, layer.wins.copy(), layer.last_win.copy(), 0, cfg,
+                                            layer.emission_shape, learn=False)
+        np.testing.assert_allclose(out[n], e_ref, atol=1e-6)
+        np.testing.assert_allclose(feats[n], f_ref, rtol=1e-4, atol=1e-5)
+    assert out.any()
+
+
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("in_channels", [1, 6, 16])
 @pytest.mark.parametrize("binary", [False, True])  # 0/1 inputs, as hard-WTA layers emit, take a path of their own
