@@ -3,6 +3,8 @@ winners-only local updates, per-neuron adaptive rate and homeostatic threshold."
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from model import kernels
@@ -54,7 +56,7 @@ class CompetitiveLayer:
 
     def _buffers(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         # uninitialised: the kernels clear each sample's maps before writing them
-        return tuple(kernels.aligned_empty(n * int(np.prod(shape)), np.float32).reshape(n, *shape)
+        return tuple(kernels.aligned_empty(n * math.prod(shape), np.float32).reshape(n, *shape)
                      for shape in (self._emit_shape, self.feature_shape))
 
     def _scratch(self, X: np.ndarray) -> tuple:

@@ -61,7 +61,7 @@ class LinearReadout:
         ``weights``: other (e.g. a snapshot's) weights ``float32[d, classes]``; default the current
         ones."""
         out = np.empty((F.shape[0], self.classes), np.float32)
-        kernels.readout_scores(F, self.weights if weights is None else weights, out)
+        kernels.readout_scores(F, np.ascontiguousarray(self.weights if weights is None else weights), out)
         return out
 
 
@@ -126,7 +126,7 @@ class StreamingLeastSquares(LinearReadout):
                 if labels[stop] >= 0:
                     todo -= 1
                 stop += 1
-            kernels.readout_scores(F[start:stop], self.weights, scores[start:stop])
+            kernels.readout_scores(F[start:stop], np.ascontiguousarray(self.weights), scores[start:stop])
             for i in range(start, stop):
                 if labels[i] >= 0:
                     self._add(F[i], labels[i])

@@ -317,7 +317,7 @@ def test_readout_scores_and_delta_rule_match_reference():
 
 
 @pytest.mark.parametrize("d", [1, 2, 7, 64, 301])
-@pytest.mark.parametrize("classes", [1, 3, 4, 10, 17, 35])
+@pytest.mark.parametrize("classes", [1, 3, 4, 10, 16, 17, 35])
 def test_readout_scores_follow_their_documented_order_whatever_the_batch(d, classes):
     """Per sample and class: even-index features summed in order, odd-index ones likewise, then
     the two added, in float32 without fused multiply-adds; the same bits in any batch."""
