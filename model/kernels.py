@@ -354,8 +354,12 @@ def masked_patch_dots(flat_x, width, channels, masks, V, s, oy, ox, kernel, stri
 
     Neighbours share all but ``stride`` columns of their patches: one walk over the union of
     their masks serves both, with half the data-dependent loop exits (the branch mispredictions
-    that bound this walk). Inlined where it is called, with ``channels`` and ``pair`` constants
-    where they can be (a loop over a variable channel count cost twice the arithmetic). The
+    that bound this walk), and the rows of the patch are walked as one: each row's mask takes a
+    field of 8 bits (16, 32 for wider patches) of one word, so the walk exits once per pair of
+    positions, not once per row (layer 1 25.8-26.2 -> 24.1-24.8 µs per sample on AMD Zen 4).
+    Columns outside a patch are skipped by a branch: adding their 0·w instead (which leaves the
+    sums' bits as they are) was slower. Inlined where it is called, with ``channels`` and ``pair``
+    constants where they can be (a loop over a variable channel count cost twice the arithmetic). The
     four-accumulator adds and stores are written out here and in :func:`dot_products`: shared
     through inlined helpers returning the four vectors, layer 1 took 54 instead of 32 µs per
     sample (and 37 with only the stores shared). ``units`` is the unit count as a constant where
@@ -364,6 +368,7 @@ def masked_patch_dots(flat_x, width, channels, masks, V, s, oy, ox, kernel, stri
     y0 = oy * stride
     x0 = ox * stride
     span = kernel + stride if pair else kernel
+    shift = 3 if span <= 8 else (4 if span <= 16 else 5)  # each row's bits in a field of 8, 16 or 32
     nnz_a = 0
     nnz_b = 0
     sq_a = 0.0
@@ -373,13 +378,19 @@ def masked_patch_dots(flat_x, width, channels, masks, V, s, oy, ox, kernel, stri
         wide = n_ch - c0 >= 4 * LANES  # 64 channels in four vectors, else 16 in one
         a0 = vzero(); a1 = vzero(); a2 = vzero(); a3 = vzero()
         b0 = vzero(); b1 = vzero(); b2 = vzero(); b3 = vzero()
-        for dy in range(kernel):
-            m = patch_row_mask(masks, y0 + dy, x0, span)
-            base_x = ((y0 + dy) * width + x0) * channels
-            base_row = dy * kernel * channels
+        dy0 = 0
+        while dy0 < kernel:
+            n_rows = min(kernel - dy0, 64 >> shift)
+            m = np.int64(0)
+            for r in range(n_rows):
+                m |= patch_row_mask(masks, y0 + dy0 + r, x0, span) << (r << shift)
             while m != 0:
-                e = lowest_bit(m)  # column of the left patch; of the right one: e - stride
+                bit = lowest_bit(m)
                 m &= m - 1
+                dy = dy0 + (bit >> shift)
+                e = bit & ((1 << shift) - 1)  # column of the left patch; of the right one: e - stride
+                base_x = ((y0 + dy) * width + x0) * channels
+                base_row = dy * kernel * channels
                 for c in range(channels):
                     v = flat_x[base_x + e * channels + c]
                     splat = vsplat(v)
@@ -403,6 +414,7 @@ def masked_patch_dots(flat_x, width, channels, masks, V, s, oy, ox, kernel, stri
                             b1 = vadd(b1, vmul(splat, vload(V, row + LANES)))
                             b2 = vadd(b2, vmul(splat, vload(V, row + 2 * LANES)))
                             b3 = vadd(b3, vmul(splat, vload(V, row + 3 * LANES)))
+            dy0 += n_rows
         for k in range(2 if pair else 1):
             at = out + k * n_ch + c0
             v0, v1, v2, v3 = (a0, a1, a2, a3) if k == 0 else (b0, b1, b2, b3)

@@ -137,7 +137,9 @@ def test_vectorised_hard_wta_gives_the_bits_of_the_scalar_path(channels, in_chan
 
 
 @pytest.mark.parametrize("channels", [1, 3])
-@pytest.mark.parametrize("kernel,stride", [(3, 1), (5, 1), (4, 2)])
+# a position pair's patch rows in fields of 8 bits of one word (all rows in one walk); 16 bits
+# (9 rows: walks of 4, 4 and 1 rows); 32 bits (a pair spans 17 columns)
+@pytest.mark.parametrize("kernel,stride", [(3, 1), (5, 1), (4, 2), (9, 1), (11, 6)])
 # one vector; four vectors then one; no whole vector; 64 (with one channel, 5x5 patches and stride
 # 1: the MNIST presets' first layer, which has its own code with these sizes as constants)
 @pytest.mark.parametrize("units", [16, 80, 12, 64])
@@ -147,6 +149,7 @@ def test_dense_dot_products_add_each_positions_entries_in_patch_order(channels, 
     patch's non-zero entries in (dy, dx, c) order, in float32, then times the unit's scale; the
     norm and non-zero count too."""
     rng = np.random.default_rng(kernel * 10 + channels + width)
+    width = max(width, kernel)
     X = _images(rng, 1, h=11, w=width, c=channels)[0]
     V = rng.standard_normal((kernel * kernel * channels, units)).astype(np.float32)
     oh, ow = (11 - kernel) // stride + 1, (width - kernel) // stride + 1
