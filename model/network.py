@@ -29,7 +29,7 @@ from model.kernels import aligned_copy
 from model.layers import CompetitiveLayer
 from model.readout import make_readout
 from model.state import StateError, digest_state, load_state, pack_state
-from model.validation import as_label_array, as_sample_batch
+from model.validation import as_label_array, as_sample_batch, checked_samples, samples_as_float
 
 # samples per kernel call: large enough to amortise the call, small enough for the cache
 _CHUNK = 128
@@ -277,11 +277,11 @@ class Snapshot:
         self.samples_seen = net.samples_seen
 
     def predict_proba_many(self, X: Any) -> np.ndarray:
-        batch = as_sample_batch(X, self._net.config.input_shape)
+        batch = checked_samples(X, self._net.config.input_shape)
         out = np.empty((len(batch), self._net.config.classes), np.float32)
 
         def predict_block(start: int) -> None:
-            F = self._net._forward_features(batch[start:start + block], self)
+            F = self._net._forward_features(samples_as_float(batch[start:start + block]), self)
             out[start:start + len(F)] = self._net._proba(self._net.readout.scores(F, weights=self.readout_weights))
 
         # small batches are split too, so that every core works on them (a block costs a few

@@ -20,6 +20,14 @@ def as_sample_batch(X: Any, input_shape: tuple[int, int, int]) -> np.ndarray:
     ...
     ValueError: each sample must have 784 values (shape (28, 28, 1)); got shape (5,)
     """
+    return samples_as_float(checked_samples(X, input_shape))
+
+
+def checked_samples(X: Any, input_shape: tuple[int, int, int]) -> np.ndarray:
+    """The checks of :func:`as_sample_batch` without its conversion: the samples as given (uint8
+    or float), viewed as ``[N, H, W, C]``. Batched prediction converts block by block, on the
+    threads that predict (a single conversion of 10,000 images ahead of them took ~5 ms that no
+    other work overlapped)."""
     if isinstance(X, np.ndarray):
         arr = X
     else:
@@ -35,17 +43,22 @@ def as_sample_batch(X: Any, input_shape: tuple[int, int, int]) -> np.ndarray:
     allowed = {(size,), (h, w, c)} | ({(h, w)} if c == 1 else set())
     if sample_shape not in allowed:
         raise ValueError(f"each sample must have {size} values (shape {input_shape}); got shape {sample_shape}")
-    if arr.dtype == np.uint8:
-        out = arr.astype(np.float32) / np.float32(255.0)
-    elif arr.dtype.kind == "f":
+    if arr.dtype.kind == "f":
         if not np.all(np.isfinite(arr)):
             raise ValueError("samples contain NaN or infinite values")
         if arr.size and (arr.min() < 0.0 or arr.max() > 1.0):
             raise ValueError("float samples must lie in [0, 1] (send uint8 pixels for 0-255)")
-        out = arr.astype(np.float32)
-    else:
+    elif arr.dtype != np.uint8:
         raise ValueError(f"samples must be uint8 pixels or floats in [0, 1], got dtype {arr.dtype}")
-    return np.ascontiguousarray(out.reshape(len(arr), h, w, c))
+    return arr.reshape(len(arr), h, w, c)
+
+
+def samples_as_float(samples: np.ndarray) -> np.ndarray:
+    """A ``float32``, C-contiguous copy in [0, 1] of samples :func:`checked_samples` accepted
+    (uint8 pixels divided by 255 in float32, in one pass)."""
+    if samples.dtype == np.uint8:
+        return np.true_divide(samples, np.float32(255.0), dtype=np.float32)
+    return np.array(samples, dtype=np.float32, order="C")  # a copy: the caller's array may change
 
 
 def as_label_array(y: Any, n: int, classes: int) -> np.ndarray:

@@ -155,6 +155,21 @@ def test_bad_input_raises_and_changes_nothing(stream, X, y, match):
     assert net.state_digest() == digest
 
 
+@pytest.mark.parametrize("X,match", [
+    (np.zeros((3, 783), np.uint8), "784 values"),
+    (np.full((3, 784), np.nan, np.float32), "NaN"),
+    (np.full((3, 784), 2.0), r"\[0, 1\]"),
+    (np.zeros((3, 784), np.int32), "dtype"),
+])
+def test_bad_input_to_prediction_raises(stream, X, match):
+    net = Network(SMALL, seed=0)
+    net.learn_many(stream[0][:5], stream[1][:5])
+    with pytest.raises(ValueError, match=match):
+        net.predict_many(X)
+    with pytest.raises(ValueError, match=match):
+        net.snapshot().predict_proba_many(X)
+
+
 def test_a_bad_sample_in_a_batch_applies_nothing(stream):
     X, y = stream
     net = Network(SMALL, seed=0)
@@ -175,6 +190,9 @@ def test_predictions_are_probabilities_and_accept_every_layout(stream):
     flat = X[:5].reshape(5, 784)
     np.testing.assert_array_equal(net.predict_many(flat), net.predict_many(X[:5, :, :, None]))
     np.testing.assert_array_equal(net.predict_many(flat.astype(np.float32) / 255), net.predict_many(flat))
+    # many blocks on several threads, each converting its own pixels: the same as floats given
+    many = X[:300].reshape(300, 784)
+    np.testing.assert_array_equal(net.predict_proba_many(many), net.predict_proba_many(many.astype(np.float32) / 255))
     proba_one = net.predict_proba_one(X[0])
     assert set(proba_one) == set(range(10)) and abs(sum(proba_one.values()) - 1) < 1e-5
 
