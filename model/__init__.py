@@ -1,15 +1,18 @@
 """Hebb's learning engine: deep networks that learn online with local rules only.
 
-Importing this package only pins OpenBLAS's kernels (before anything loads numpy); the names
-below are imported on first use, so ``import model`` stays cheap for code that needs no engine.
+Importing this package only pins OpenBLAS's kernels and quiets its idle workers (before anything
+loads numpy, see ``model.portable_blas``); the names below are imported on first use, so
+``import model`` stays cheap for code that needs no engine.
 """
 
 import importlib as _importlib
 from typing import TYPE_CHECKING
 
 from model.portable_blas import pin_openblas_kernels as _pin_openblas_kernels
+from model.portable_blas import quiet_openblas_workers as _quiet_openblas_workers
 
 _pin_openblas_kernels()
+_quiet_openblas_workers()
 
 if TYPE_CHECKING:   # what type checkers and editors see; at run time __getattr__ imports on use
     from model.config import DEFAULT_PRESET, PRESETS, NetworkConfig, make_config  # noqa: F401

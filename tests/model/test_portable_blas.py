@@ -11,7 +11,8 @@ import pytest
 import scipy.linalg  # noqa: F401
 
 from model import portable_blas
-from model.portable_blas import PORTABLE_CORETYPE, openblas_kernels, pin_openblas_kernels
+from model.portable_blas import (PORTABLE_CORETYPE, QUIET_THREAD_TIMEOUT, openblas_kernels, pin_openblas_kernels,
+                                 quiet_openblas_workers)
 
 
 @pytest.fixture
@@ -75,3 +76,21 @@ def test_importing_the_service_loads_neither_numpy_nor_the_engine():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_idle_openblas_workers_are_quieted_unless_set_or_too_late():
+    environ = {}
+    assert quiet_openblas_workers(environ, modules={}) == "4" and environ == {"OPENBLAS_THREAD_TIMEOUT": "4"}
+    environ = {"OPENBLAS_THREAD_TIMEOUT": "28"}  # the user's own value wins
+    assert quiet_openblas_workers(environ, modules={}) == "28" and environ == {"OPENBLAS_THREAD_TIMEOUT": "28"}
+    environ = {}
+    assert quiet_openblas_workers(environ, modules={"numpy": object()}) is None and environ == {}
+
+
+@pytest.mark.parametrize("package", ["model", "service"])
+def test_importing_the_package_first_quiets_openblas_workers(package):
+    script = f"import os, {package}, numpy\nprint(os.environ.get('OPENBLAS_THREAD_TIMEOUT'))"
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == QUIET_THREAD_TIMEOUT
