@@ -15,6 +15,36 @@ def _images(rng, n, h=12, w=12, c=1):
     return X
 
 
+def _assert_learns_as_reference(layer, X, sample0):
+    """``layer`` learns ``X`` as the plain-numpy reference does, sample by sample."""
+    W = layer.weights.copy()
+    theta, wins, last_win = layer.thresholds.copy(), layer.wins.copy(), layer.last_win.copy()
+    out, feats = layer.learn(X, sample0=sample0)
+    for n in range(len(X)):
+        e_ref, f_ref = reference.layer_step(X[n], W, theta, wins, last_win, sample0 + n, layer.config,
+                                            layer.emission_shape)
+        np.testing.assert_allclose(out[n], e_ref, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(feats[n], f_ref, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(layer.weights, W, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(layer.thresholds, theta, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(layer.wins, wins, rtol=1e-5)
+    np.testing.assert_array_equal(layer.last_win, last_win)
+
+
+def _assert_predicts_as_reference(layer, X):
+    """``layer``'s frozen forward pass of ``X`` gives the reference's emissions and features and
+    changes no weight; returns the emissions."""
+    W, theta = layer.weights.copy(), layer.thresholds.copy()
+    out, feats = layer.forward(X)
+    for n in range(len(X)):
+        e_ref, f_ref = reference.layer_step(X[n], W, theta, layer.wins.copy(), layer.last_win.copy(), 0,
+                                            layer.config, layer.emission_shape, learn=False)
+        np.testing.assert_allclose(out[n], e_ref, atol=1e-6)
+        np.testing.assert_allclose(feats[n], f_ref, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(layer.weights, W)
+    return out
+
+
 @pytest.mark.parametrize("mode", ["hard", "kwta", "soft"])
 @pytest.mark.parametrize("rule", ["instar", "oja"])
 @pytest.mark.parametrize("pool_mode", ["max", "winner"])
@@ -26,18 +56,7 @@ def test_layer_learning_matches_reference(mode, rule, pool_mode, in_channels):
                       competition={"mode": mode, "k": 3, "temperature": 0.2},
                       plasticity={"lr0": 0.2, "lr_halflife": 5.0, "homeostasis": 0.01})
     layer = CompetitiveLayer(cfg, (12, 12, in_channels), np.random.default_rng(5))
-    W = layer.weights.copy()
-    theta, wins, last_win = layer.thresholds.copy(), layer.wins.copy(), layer.last_win.copy()
-    X = _images(rng, 6, c=in_channels)
-    out, feats = layer.learn(X, sample0=10)
-    for n in range(len(X)):
-        e_ref, f_ref = reference.layer_step(X[n], W, theta, wins, last_win, 10 + n, cfg, layer.emission_shape)
-        np.testing.assert_allclose(out[n], e_ref, rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(feats[n], f_ref, rtol=1e-3, atol=1e-4)
-    np.testing.assert_allclose(layer.weights, W, rtol=1e-3, atol=1e-4)
-    np.testing.assert_allclose(layer.thresholds, theta, rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(layer.wins, wins, rtol=1e-5)
-    np.testing.assert_array_equal(layer.last_win, last_win)
+    _assert_learns_as_reference(layer, _images(rng, 6, c=in_channels), sample0=10)
 
 
 @pytest.mark.parametrize("channels", [16, 64])  # hard WTA on vectors; 64 units: the constant-size path
@@ -48,23 +67,10 @@ def test_vector_hard_wta_learns_and_predicts_as_the_reference(channels, pool_mod
     cfg = LayerConfig(channels=channels, kernel=3, stride=1, pool=2, readout_grid=2, pool_mode=pool_mode,
                       plasticity={"lr0": 0.2, "lr_halflife": 5.0, "homeostasis": 0.01})
     layer = CompetitiveLayer(cfg, (12, 12, in_channels), np.random.default_rng(5))
-    W = layer.weights.copy()
-    theta, wins, last_win = layer.thresholds.copy(), layer.wins.copy(), layer.last_win.copy()
     X = _images(rng, 6, c=in_channels)
-    out, feats = layer.learn(X, sample0=0)
-    for n in range(len(X)):
-        e_ref, f_ref = reference.layer_step(X[n], W, theta, wins, last_win, n, cfg, layer.emission_shape)
-        np.testing.assert_allclose(out[n], e_ref, rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(feats[n], f_ref, rtol=1e-3, atol=1e-4)
-    np.testing.assert_allclose(layer.weights, W, rtol=1e-3, atol=1e-4)
-    out, feats = layer.forward(X)  # prediction: the competition's scores are not stored on this path
-    W, theta = layer.weights.copy(), layer.thresholds.copy()
-    for n in range(len(X)):
-        e_ref, f_ref = reference.layer_step(X[n], W, theta, layer.wins.copy(), layer.last_win.copy(), 0, cfg,
-                                            layer.emission_shape, learn=False)
-        np.testing.assert_allclose(out[n], e_ref, atol=1e-6)
-        np.testing.assert_allclose(feats[n], f_ref, rtol=1e-4, atol=1e-5)
-    assert out.any()
+    _assert_learns_as_reference(layer, X, sample0=0)
+    # prediction: the competition's scores are not stored on this path
+    assert _assert_predicts_as_reference(layer, X).any()
 
 
 @pytest.mark.parametrize("stride", [1, 2])
@@ -74,18 +80,10 @@ def test_frozen_forward_matches_reference_and_changes_nothing(stride, in_channel
     rng = np.random.default_rng(3)
     cfg = LayerConfig(channels=6, kernel=3, stride=stride, pool=2, readout_grid=3)
     layer = CompetitiveLayer(cfg, (12, 12, in_channels), np.random.default_rng(1))
-    before = layer.weights.copy()
     X = _images(rng, 5, c=in_channels)
     if binary:
         X = (X > 0).astype(np.float32)
-    out, feats = layer.forward(X)
-    W, theta = layer.weights.copy(), layer.thresholds.copy()
-    for n in range(len(X)):
-        e_ref, f_ref = reference.layer_step(X[n], W, theta, layer.wins.copy(), layer.last_win.copy(), 0, cfg,
-                                            layer.emission_shape, learn=False)
-        np.testing.assert_allclose(out[n], e_ref, atol=1e-6)
-        np.testing.assert_allclose(feats[n], f_ref, rtol=1e-4, atol=1e-5)
-    np.testing.assert_array_equal(layer.weights, before)
+    _assert_predicts_as_reference(layer, X)
 
 
 def test_first_argmax_is_numpys_argmax_with_signed_zeros_tied():
@@ -245,7 +243,6 @@ def test_index_input_lists_every_non_zero_in_order(channels, dtype):
 
 
 def test_only_winners_learn():
-    rng = np.random.default_rng(4)
     cfg = LayerConfig(channels=16, kernel=3, pool=1, readout_grid=0, plasticity={"homeostasis": 0.0})
     layer = CompetitiveLayer(cfg, (6, 6, 1), np.random.default_rng(2))
     X = np.zeros((1, 6, 6, 1), np.float32)
