@@ -42,10 +42,10 @@ _JIT = dict(cache=True, nogil=True)
 def aligned_empty(n, dtype):
     """An uninitialised 1-D array of ``n`` values starting at a cache-line boundary (numba's own
     allocations are 32-byte aligned, numpy's 16: half of all 16-lane vectors in them would straddle
-    two lines). Callable from Python and from kernels (see ``_aligned_empty_in_kernels``): from
-    Python a compiled function's dispatch, which typed the ``dtype`` class at every call, cost
+    two lines). Plain Python, and compiled where kernels call it (the overload below): called from
+    Python as a compiled function, numba's dispatch typed the ``dtype`` class at every call,
     ~10 µs, the time of predicting a tenth of a sample."""
-    itemsize = np.dtype(dtype).itemsize
+    itemsize = np.empty(0, dtype).itemsize
     buffer = np.empty(n + CACHE_LINE // itemsize, dtype)
     skip = (-buffer.ctypes.data % CACHE_LINE) // itemsize
     return buffer[skip:skip + n]
@@ -53,13 +53,7 @@ def aligned_empty(n, dtype):
 
 @overload(aligned_empty, jit_options=_JIT)
 def _aligned_empty_in_kernels(n, dtype):
-    """:func:`aligned_empty` in compiled code: the same steps (numba has no ``np.dtype(…)``)."""
-    def aligned_empty_compiled(n, dtype):
-        itemsize = np.empty(0, dtype).itemsize
-        buffer = np.empty(n + CACHE_LINE // itemsize, dtype)
-        skip = (-buffer.ctypes.data % CACHE_LINE) // itemsize
-        return buffer[skip:skip + n]
-    return aligned_empty_compiled
+    return aligned_empty  # the same body, compiled
 
 
 def aligned_copy(array: np.ndarray) -> np.ndarray:
@@ -486,11 +480,10 @@ def all_ones(val, nnz):
 def sparse_dot_products(X, V, s, kernel, stride, starts, chans, vals, idx, val, z, dots, norms, counts):
     """:func:`dense_dot_products` for an input with many channels (an emission map, mostly zeros):
     index its non-zeros (:func:`index_input`), then per position gather the patch's and sum their
-    weight rows (:func:`dot_products`).
-    ``dots[p]`` of a position without non-zeros is left as it was (nothing reads it). The gather
-    and the sums are inlined here, in a function of their own: inlined into the position loop of
-    :func:`layer_forward_sample`, numba counted references to their arrays with runtime calls at
-    every position."""
+    weight rows (:func:`dot_products`). ``dots[p]`` of a position without non-zeros is left as it
+    was (nothing reads it). The gather and the sums are inlined here, in a function of their own:
+    inlined into the position loop of :func:`layer_forward_sample`, numba counted references to
+    their arrays with runtime calls at every position."""
     index_input(X, starts, chans, vals)
     oh = (X.shape[0] - kernel) // stride + 1
     ow = (X.shape[1] - kernel) // stride + 1
@@ -661,8 +654,9 @@ def hard_position_vectors(z_at, norm, theta_at, feats_at, n_ch, features, compet
     value, so the same bits. Returns the winner (-1 without ``competition``; ``n_ch`` if the
     scores hold NaN: the caller then picks as the scalar path does); the features are added at
     ``feats_at``. The scores are not stored: with ``n_ch`` a constant the winner search reuses
-    them from registers (nothing stored between the two loops), else it computes them again. The arrays come as addresses (``ctypes.data``, see :func:`model.simd.vload_at`):
-    passed as arrays, each cost two runtime calls per position (~20 % of layer 1's time)."""
+    them from registers (nothing stored between the two loops), else it computes them again. The
+    arrays come as addresses (``ctypes.data``, see :func:`model.simd.vload_at`): passed as arrays,
+    each cost two runtime calls per position (~7 % of layer 1's time)."""
     inv = vsplat(np.float32(1.0) / norm)
     best = vsplat(np.float32(-np.inf))
     halves = vzero_half()

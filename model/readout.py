@@ -126,7 +126,7 @@ class StreamingLeastSquares(LinearReadout):
                 if labels[stop] >= 0:
                     todo -= 1
                 stop += 1
-            kernels.readout_scores(F[start:stop], np.ascontiguousarray(self.weights), scores[start:stop])
+            kernels.readout_scores(F[start:stop], self.weights, scores[start:stop])  # always C-contiguous
             for i in range(start, stop):
                 if labels[i] >= 0:
                     self._add(F[i], labels[i])
